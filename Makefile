@@ -1,0 +1,37 @@
+# emgd developer entry points. `make run` and `make test` work on a fresh machine:
+# both create or update the local virtual environment first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## The daemon on the simulated board: no hardware, no files.
+run: $(STAMP)
+	$(BIN)/emgd run --simulate
+
+## Everything CI checks: lint, types, tests.
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check daemon tests
+	$(BIN)/ruff format --check daemon tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
