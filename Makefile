@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## The daemon on the simulated board: no hardware, no files.
+## The simulated board, no hardware, no files: EMG through the real ADS1299 driver and
+## servo pulses through the real PCA9685 path, with a live view. (Becomes the daemon,
+## `emgd run --simulate`, when the daemon lands.)
 run: $(STAMP)
-	$(BIN)/emgd run --simulate
+	$(BIN)/emgd monitor --simulate
 
 ## Everything CI checks: lint, types, tests.
 test: lint typecheck pytest

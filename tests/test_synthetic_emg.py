@@ -18,7 +18,7 @@ FS_HZ = 2000.0
 ADS1299_FULL_SCALE_UV_AT_GAIN_24 = 4.5e6 / 24  # ±VREF/gain with VREF = 4.5 V
 
 
-def quiet(traj, **kwargs) -> SyntheticEmg:  # type: ignore[no-untyped-def]
+def quiet(traj, **kwargs) -> SyntheticEmg:
     """A source without mains or artefacts (realism checks of the EMG itself)."""
     kwargs.setdefault("mains_hz", 0.0)
     kwargs.setdefault("artefact_rate_hz", 0.0)
@@ -30,7 +30,7 @@ def rms(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def steady(pose: str, effort: float, seconds: float = 3.0, **kwargs) -> np.ndarray:  # type: ignore[no-untyped-def]
+def steady(pose: str, effort: float, seconds: float = 3.0, **kwargs) -> np.ndarray:
     src = quiet(ConstantPose.from_pose(pose, effort), **kwargs)
     return src.generate(round(seconds * FS_HZ), FS_HZ)[round(0.2 * FS_HZ) :]
 

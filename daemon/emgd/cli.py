@@ -1,7 +1,188 @@
-"""The ``emgd`` command line (placeholder until the CLI lands in this issue)."""
+"""The ``emgd`` command line: argument parsing, one-line errors and documented exit codes.
+
+Commands:
+
+- ``emgd monitor [--simulate]``: EMG through the real ADC driver and servo commands through
+  the real PCA9685 path, with a live view (what ``make run`` starts until the daemon lands);
+- ``emgd config check|show|default``: validate a config, print the effective values, print
+  the commented default file.
+
+Every failure prints one line naming what and where and returns the exit code of its
+error class (see :mod:`emgd.errors` and the README); ``--debug`` adds the traceback.
+This module parses and dispatches; the work is done by the modules it calls.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
 
-def main(argv: list[str] | None = None) -> int:
+from emgd import __version__
+from emgd.errors import EmgdError, exit_code_for
+from emgd.logsetup import setup_logging
+
+log = logging.getLogger("emgd.cli")
+
+SCREEN_REFRESH_S = 0.1
+LINE_REFRESH_S = 1.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emgd", description="Myoelectric prosthetic-hand controller for the Raspberry Pi."
+    )
+    parser.add_argument("--version", action="version", version=f"emgd {__version__}")
+    parser.add_argument("--debug", action="store_true", help="debug logs and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def config_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="TOML config (default: $EMGD_CONFIG)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override one option (repeatable; beats env and file)",
+        )
+
+    mon = sub.add_parser("monitor", help="live view of EMG and servo pulses, no model")
+    config_options(mon)
+    mon.add_argument(
+        "--simulate", action="store_true", help="use the simulated board (no hardware)"
+    )
+    mon.add_argument(
+        "--servo-source",
+        choices=("intent", "sweep", "hold"),
+        default=None,
+        help="what the servos follow (default: intent when simulated, hold otherwise)",
+    )
+    mon.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S s")
+    mon.add_argument(
+        "--plain", action="store_true", help="one line per second instead of the full screen"
+    )
+
+    cfg = sub.add_parser("config", help="check or print configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser("check", help="validate a config file")
+    check.add_argument("path", type=Path, nargs="?")
+    show = cfg_sub.add_parser("show", help="print every effective option")
+    config_options(show)
+    cfg_sub.add_parser("default", help="print the commented default config")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    out = sys.stdout if stdout is None else stdout
+    args = build_parser().parse_args(argv)
+    setup_logging(debug=args.debug)
+    try:
+        if args.command == "monitor":
+            return _monitor(args, out)
+        if args.command == "config":
+            return _config(args, out)
+    except EmgdError as exc:
+        if args.debug:
+            log.exception("%s", exc)
+        else:
+            log.error("%s", exc)
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _config(args: argparse.Namespace, out: TextIO) -> int:
+    from emgd.config import default_config_text, describe_options, load_config
+
+    if args.config_command == "default":
+        out.write(default_config_text())
+        return 0
+    if args.config_command == "check":
+        config = load_config(args.path)
+        out.write(f"{config.source}: OK\n")
+        return 0
+    config = load_config(args.config, overrides=args.set)
+    out.write(f"# effective configuration from {config.source}\n")
+    for key, _default, _doc in describe_options():
+        value: object = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        out.write(f"{key} = {value!r}\n")
     return 0
+
+
+def _monitor(args: argparse.Namespace, out: TextIO) -> int:
+    from emgd.board import open_board
+    from emgd.clock import SystemClock
+    from emgd.config import load_config
+    from emgd.liveview import CLEAR_HOME, render_line, render_screen
+    from emgd.monitor import Monitor
+
+    extra = ["adc.bus=simulated", "servo.bus=simulated"] if args.simulate else []
+    config = load_config(args.config, overrides=[*args.set, *extra])
+    clock = SystemClock()
+    board = open_board(config, clock)
+    source = args.servo_source or ("intent" if board.sim is not None else "hold")
+    log.info("emgd %s monitor: %s; config %s", __version__, board.description, config.source)
+    log.info("servos follow: %s", source)
+
+    stop = _StopFlag()
+    full_screen = out.isatty() and not args.plain
+    refresh_s = SCREEN_REFRESH_S if full_screen else LINE_REFRESH_S
+    header = (
+        f"emgd {__version__} monitor: {board.description}\nservos follow: {source}   (Ctrl-C stops)"
+    )
+    try:
+        monitor = Monitor(board, clock, servo_source=source)
+        monitor.start()
+        next_draw = 0.0
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while not stop.requested:
+            summary = monitor.hop()
+            now = time.monotonic()
+            if now >= next_draw:
+                next_draw = now + refresh_s
+                if full_screen:
+                    out.write(CLEAR_HOME + render_screen(summary, header) + "\n")
+                else:
+                    out.write(render_line(summary) + "\n")
+                out.flush()
+            if deadline is not None and now >= deadline:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.restore()
+        board.close()
+    stats = board.adc.stats
+    log.info(
+        "stopped: %d frames read, %d lost, %d stale, %d invalid, %d timeouts",
+        stats.frames_read,
+        stats.frames_lost,
+        stats.frames_stale,
+        stats.frames_invalid,
+        stats.timeouts,
+    )
+    return 0
+
+
+class _StopFlag:
+    """SIGTERM sets a flag the loop checks, so the hardware is closed cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGTERM, self._previous)

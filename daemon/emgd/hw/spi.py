@@ -340,7 +340,7 @@ def open_spidev(bus: int, device: int, *, mode: int, max_speed_hz: int) -> Linux
     if max_speed_hz <= 0:
         raise HardwareInitError(f"{path}: max_speed_hz {max_speed_hz} must be positive")
     try:
-        import spidev  # noqa: PLC0415 (a Pi-only package, imported only when selected)
+        import spidev
     except ImportError as exc:
         raise MissingDependencyError(
             f"the spidev SPI bus needs the py-spidev package: pip install spidev ({exc})"

@@ -1,0 +1,313 @@
+"""Assemble the hardware from the config: an ADC driver on an SPI bus and the servo board
+on an I²C bus, real or simulated, chosen by name.
+
+Backends are looked up in small tables (``adc.backend``, ``adc.bus``, ``servo.bus``) and
+imported only when selected, so a laptop without ``spidev`` or ``RPi.GPIO`` runs the
+simulated board, and a missing Pi package is a :class:`~emgd.errors.MissingDependencyError`
+naming the extra to install. The simulated board wires the *same* drivers to the chip
+simulators, fed by the synthetic wearer. This module builds objects; it runs no loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from emgd.clock import Clock
+from emgd.config import FINGERS, Config
+from emgd.errors import ConfigError
+from emgd.hw.interfaces import AdcDriver, I2CBus, SpiBus
+
+if TYPE_CHECKING:
+    from emgd.hw.pca9685 import ServoBoard
+    from emgd.hw.servo_math import ServoCalibration
+    from emgd.sim.hand import SimHand
+    from emgd.sim.pca9685_sim import Pca9685Sim
+    from emgd.sim.synthetic_emg import SyntheticEmg
+    from emgd.sim.trajectory import Trajectory
+
+#: SPI mode and the simulator's chip per ADC backend.
+ADS1299_SPI_MODE = 1
+MCP3008_SPI_MODE = 0
+
+
+@dataclass
+class SimulatedParts:
+    """The far side of the simulated buses, for the live view and the tests."""
+
+    wearer: SyntheticEmg
+    adc_chip: object
+    pca: Pca9685Sim
+    hand: SimHand
+
+
+@dataclass
+class Board:
+    """The opened hardware: one ADC driver and one servo board."""
+
+    adc: AdcDriver
+    servos: ServoBoard
+    description: str
+    sim: SimulatedParts | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self, *, release_servos: bool = False) -> None:
+        """Stop acquisition and close the buses; the servos keep their pulses by default."""
+        try:
+            self.adc.stop()
+        finally:
+            self.adc.close()
+            self.servos.close(release=release_servos)
+            for closer in reversed(self._closers):
+                closer()
+
+
+def servo_calibrations(config: Config) -> tuple[ServoCalibration, ...]:
+    """The five per-finger servo calibrations from ``[servo.<finger>]``, in finger order."""
+    from emgd.hw.servo_math import ServoCalibration
+
+    cals = []
+    for finger, s in zip(FINGERS, config.servo.fingers(), strict=True):
+        try:
+            cals.append(
+                ServoCalibration(
+                    channel=s.channel,
+                    min_pulse_us=s.min_pulse_us,
+                    max_pulse_us=s.max_pulse_us,
+                    inverted=s.inverted,
+                    trim_deg=s.trim_deg,
+                    min_angle_deg=s.min_angle_deg,
+                    max_angle_deg=s.max_angle_deg,
+                )
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{config.source}: [servo.{finger}]: {exc}") from None
+    return tuple(cals)
+
+
+def open_board(
+    config: Config,
+    clock: Clock,
+    *,
+    trajectory: Trajectory | None = None,
+) -> Board:
+    """Open the ADC and the servo board that ``config`` names (nothing is started).
+
+    Parameters
+    ----------
+    config:
+        The validated configuration.
+    clock:
+        Passed to every driver and simulator.
+    trajectory:
+        What the simulated wearer does (default: an endless seeded pose sequence).
+    """
+    closers: list[Callable[[], None]] = []
+    wearer = None
+    adc_chip: object = None
+    if config.adc.bus == "simulated" or config.servo.bus == "simulated":
+        wearer = _synthetic_wearer(config, trajectory)
+
+    if config.adc.bus == "simulated":
+        assert wearer is not None
+        spi, adc_chip, drdy = _simulated_spi(config, clock, wearer)
+        spi_text = "simulated SPI"
+    else:
+        spi = _linux_spi(config)
+        closers.append(spi.close)
+        drdy = None
+        spi_text = f"/dev/spidev{config.adc.spi_bus}.{config.adc.spi_device}"
+
+    adc = None
+    try:
+        adc, adc_text = _open_adc(config, clock, spi, drdy)
+        servos, pca_sim, i2c_text = _open_servos(config, clock, closers)
+    except BaseException:
+        if adc is not None:
+            adc.close()
+        for closer in reversed(closers):
+            closer()
+        raise
+
+    sim = None
+    if pca_sim is not None:
+        from emgd.sim.hand import SimHand
+
+        assert wearer is not None
+        hand = SimHand(
+            pca_sim, clock, servos.servos, speed_deg_s=config.simulation.hand_speed_deg_s
+        )
+        sim = SimulatedParts(wearer=wearer, adc_chip=adc_chip, pca=pca_sim, hand=hand)
+
+    description = (
+        f"{adc_text} on {spi_text}; PCA9685 at 0x{config.servo.address:02X} on {i2c_text}, "
+        f"{servos.frequency_hz:.2f} Hz"
+    )
+    return Board(adc=adc, servos=servos, description=description, sim=sim, _closers=closers)
+
+
+# --------------------------------------------------------------------------------------
+# Pieces
+# --------------------------------------------------------------------------------------
+
+
+def _open_servos(
+    config: Config, clock: Clock, closers: list[Callable[[], None]]
+) -> tuple[ServoBoard, Pca9685Sim | None, str]:
+    from emgd.hw.pca9685 import ServoBoard
+
+    pca_sim = None
+    if config.servo.bus == "simulated":
+        from emgd.sim.i2c_bus import SimI2CBus
+        from emgd.sim.pca9685_sim import Pca9685Sim
+
+        pca_sim = Pca9685Sim(clock=clock)
+        sim_bus = SimI2CBus()
+        sim_bus.attach(config.servo.address, pca_sim)
+        i2c: I2CBus = sim_bus
+        i2c_text = "simulated I²C"
+    else:
+        from emgd.hw.i2c_smbus import SMBus2I2C
+
+        real_bus = SMBus2I2C(config.servo.i2c_bus)
+        closers.append(real_bus.close)
+        i2c = real_bus
+        i2c_text = f"/dev/i2c-{config.servo.i2c_bus}"
+    servos = ServoBoard(
+        i2c,
+        servo_calibrations(config),
+        address=config.servo.address,
+        frequency_hz=config.servo.frequency_hz,
+    )
+    return servos, pca_sim, i2c_text
+
+
+def _synthetic_wearer(config: Config, trajectory: Trajectory | None) -> SyntheticEmg:
+    from emgd.sim.synthetic_emg import SyntheticEmg
+    from emgd.sim.trajectory import PoseSequence
+
+    sim = config.simulation
+    return SyntheticEmg(
+        trajectory if trajectory is not None else PoseSequence(sim.seed),
+        n_channels=config.adc.channels,
+        seed=sim.seed,
+        mains_hz=sim.mains_hz,
+    )
+
+
+def _simulated_spi(
+    config: Config, clock: Clock, wearer: SyntheticEmg
+) -> tuple[SpiBus, object, object]:
+    from emgd.sim.spi_bus import SimSpiDev
+
+    if config.adc.backend == "ads1299":
+        from emgd.sim.ads1299_sim import Ads1299Sim
+
+        chip = Ads1299Sim(
+            wearer, clock, device_id=config.simulation.chip_id, seed=config.simulation.seed
+        )
+        return SimSpiDev(chip), chip, chip.drdy_line()
+    from emgd.sim.mcp3008_sim import Mcp3008Sim
+
+    mcp = config.adc.mcp3008
+    mcp_chip = Mcp3008Sim(
+        wearer,
+        clock,
+        vref_v=mcp.vref_v,
+        offset_v=mcp.offset_v,
+        frontend_gain=mcp.frontend_gain,
+        vdd_v=mcp.vdd_v,
+    )
+    return SimSpiDev(mcp_chip), mcp_chip, None
+
+
+def _linux_spi(config: Config) -> SpiBus:
+    from emgd.hw.spi import open_spidev
+
+    mode = ADS1299_SPI_MODE if config.adc.backend == "ads1299" else MCP3008_SPI_MODE
+    return open_spidev(
+        config.adc.spi_bus,
+        config.adc.spi_device,
+        mode=mode,
+        max_speed_hz=(
+            config.adc.ads1299.spi_speed_hz
+            if config.adc.backend == "ads1299"
+            else config.adc.mcp3008.spi_speed_hz
+        ),
+    )
+
+
+def _open_adc(config: Config, clock: Clock, spi: SpiBus, sim_drdy: object) -> tuple[AdcDriver, str]:
+    opener = _ADC_BACKENDS[config.adc.backend]
+    return opener(config, clock, spi, sim_drdy)
+
+
+def _open_ads1299(
+    config: Config, clock: Clock, spi: SpiBus, sim_drdy: object
+) -> tuple[AdcDriver, str]:
+    from emgd.hw.ads1299 import Ads1299, Ads1299ChannelSettings, Ads1299Settings
+    from emgd.hw.interfaces import DrdyLine
+
+    a = config.adc.ads1299
+    channel = Ads1299ChannelSettings(
+        gain=a.gain,
+        input="test" if a.test_signal else "normal",
+        srb2=a.srb2,
+        bias=a.bias_drive,
+        lead_off=a.lead_off,
+    )
+    settings = Ads1299Settings(
+        sample_rate_hz=config.adc.sample_rate_hz,
+        channels=(channel,) * config.adc.channels,
+        srb1=a.srb1,
+        bias_drive=a.bias_drive,
+        lead_off_current_na=a.lead_off_current_na,
+        test_signal=a.test_signal,
+        vref_v=a.vref_v,
+        spi_speed_hz=a.spi_speed_hz,
+    )
+    if sim_drdy is not None:
+        drdy: DrdyLine = sim_drdy  # type: ignore[assignment]
+    else:
+        from emgd.hw.drdy import open_drdy
+
+        drdy = open_drdy(a.drdy, pin=a.drdy_gpio, chip=a.drdy_chip)
+    adc = Ads1299(spi, drdy, clock, settings)
+    adc.initialize()
+    text = (
+        f"ADS1299 (ID 0x{adc.device_id:02X}, {adc.chip_channels}-channel part, "
+        f"{adc.n_channels} used, {adc.sample_rate_hz:g} Hz, gain {a.gain})"
+    )
+    return adc, text
+
+
+def _open_mcp3008(
+    config: Config, clock: Clock, spi: SpiBus, sim_drdy: object
+) -> tuple[AdcDriver, str]:
+    from emgd.hw.mcp3008 import Mcp3008, Mcp3008Settings
+
+    m = config.adc.mcp3008
+    n = config.adc.channels
+    inputs: tuple[int | str, ...] = (
+        tuple(f"{2 * i}-{2 * i + 1}" for i in range(n)) if m.differential else tuple(range(n))
+    )
+    settings = Mcp3008Settings(
+        sample_rate_hz=float(config.adc.sample_rate_hz),
+        inputs=inputs,
+        vref_v=m.vref_v,
+        offset_v=m.offset_v,
+        frontend_gain=m.frontend_gain,
+        spi_speed_hz=m.spi_speed_hz,
+        spi_mode=MCP3008_SPI_MODE,
+        vdd_v=m.vdd_v,
+    )
+    adc = Mcp3008(spi, clock, settings)
+    kind = "differential pairs" if m.differential else "single-ended inputs"
+    return adc, f"MCP3008 ({n} {kind}, {config.adc.sample_rate_hz} Hz)"
+
+
+_ADC_BACKENDS: dict[str, Callable[[Config, Clock, SpiBus, object], tuple[AdcDriver, str]]] = {
+    "ads1299": _open_ads1299,
+    "mcp3008": _open_mcp3008,
+}

@@ -1,0 +1,65 @@
+"""Tests of the command line: exit codes, one-line errors, config commands, the monitor."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from emgd.cli import main
+from emgd.config import default_config_text
+
+
+def test_config_default_prints_the_shipped_file() -> None:
+    out = io.StringIO()
+    assert main(["config", "default"], stdout=out) == 0
+    assert out.getvalue() == default_config_text()
+
+
+def test_config_check_accepts_the_default_and_refuses_an_unknown_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(default_config_text())
+    out = io.StringIO()
+    assert main(["config", "check", str(good)], stdout=out) == 0
+    assert out.getvalue() == f"{good}: OK\n"
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[adc]\nsample_rate_hz = 1000\nsampel_rate = 2\n")
+    assert main(["config", "check", str(bad)], stdout=io.StringIO()) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert str(bad) in err[0] and "adc.sampel_rate" in err[0]
+
+
+def test_config_show_reflects_overrides() -> None:
+    out = io.StringIO()
+    assert main(["config", "show", "--set", "adc.sample_rate_hz=2000"], stdout=out) == 0
+    assert "adc.sample_rate_hz = 2000\n" in out.getvalue()
+    assert "servo.little.channel = 4\n" in out.getvalue()
+
+
+def test_monitor_refuses_a_bad_rate_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["monitor", "--simulate", "--set", "adc.sample_rate_hz=3000", "--duration", "0"])
+    assert code == 2
+    assert "adc.sample_rate_hz = 3000" in capsys.readouterr().err
+
+
+def test_monitor_without_hardware_is_a_hardware_init_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["monitor", "--set", "adc.bus=spidev", "--set", "adc.spi_bus=6"])
+    assert code == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/dev/spidev6.0" in err[0]
+
+
+def test_monitor_runs_the_simulated_board_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    code = main(["monitor", "--simulate", "--plain", "--duration", "0.5"], stdout=out)
+    assert code == 0
+    lines = out.getvalue().splitlines()
+    assert lines and lines[0].startswith("t=")
+    assert "stopped:" in capsys.readouterr().err
