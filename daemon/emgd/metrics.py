@@ -1,0 +1,162 @@
+"""Accuracy metrics of finger-angle predictions: MAE, R² and ramp correlation.
+
+This module owns the numbers every evaluation report quotes, so the network and the
+baselines are scored by the same code: mean absolute error per finger and its mean (degrees),
+the coefficient of determination R² per finger and its mean, and for effort ramps the Pearson
+correlation of predicted mean flexion with the target's mean flexion (which on a ramp is an
+affine function of effort, rising for a flexing gesture and falling for hand open, so a
+perfect proportional controller scores 1 on both). It must not know models, windows or
+files: predictions and targets come in as arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from emgd.errors import ConfigError
+from emgd.poses import FINGERS, N_FINGERS
+
+FloatArray = npt.NDArray[np.float64]
+
+# A series whose spread is below this (degrees) counts as constant.
+CONSTANT_SPREAD_DEG = 1e-9
+
+
+def _pair(predicted_deg: npt.ArrayLike, target_deg: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    pred = np.asarray(predicted_deg, dtype=np.float64)
+    target = np.asarray(target_deg, dtype=np.float64)
+    if pred.ndim != 2 or pred.shape[1] != N_FINGERS or pred.shape != target.shape:
+        raise ConfigError(
+            f"metrics: predictions and targets must both have shape (n, {N_FINGERS}), "
+            f"got {pred.shape} and {target.shape}"
+        )
+    if pred.shape[0] == 0:
+        raise ConfigError("metrics: need at least one prediction")
+    if not (np.isfinite(pred).all() and np.isfinite(target).all()):
+        raise ConfigError("metrics: predictions and targets must be finite")
+    return pred, target
+
+
+def mae_per_finger_deg(predicted_deg: npt.ArrayLike, target_deg: npt.ArrayLike) -> FloatArray:
+    """Mean absolute error of each finger.
+
+    Parameters
+    ----------
+    predicted_deg, target_deg:
+        Shape ``(n, 5)``, degrees.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(5,)``, degrees.
+    """
+    pred, target = _pair(predicted_deg, target_deg)
+    out: FloatArray = np.abs(pred - target).mean(axis=0)
+    return out
+
+
+def r2_per_finger(predicted_deg: npt.ArrayLike, target_deg: npt.ArrayLike) -> FloatArray:
+    """Coefficient of determination ``1 − SS_res / SS_tot`` of each finger.
+
+    Parameters
+    ----------
+    predicted_deg, target_deg:
+        Shape ``(n, 5)``, degrees.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(5,)``; ``nan`` for a finger whose target never changes (R² undefined).
+    """
+    pred, target = _pair(predicted_deg, target_deg)
+    ss_res = ((pred - target) ** 2).sum(axis=0)
+    centred = target - target.mean(axis=0)
+    ss_tot = (centred**2).sum(axis=0)
+    spread = target.max(axis=0) - target.min(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - ss_res / ss_tot
+    out: FloatArray = np.where(spread > CONSTANT_SPREAD_DEG, r2, np.nan)
+    return out
+
+
+def mean_ignoring_nan(values: npt.ArrayLike) -> float:
+    """Mean of the finite entries, ``nan`` if there is none."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[np.isfinite(v)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def pearson_r(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """Pearson correlation of two series of equal length.
+
+    Returns ``nan`` when either series is constant (the correlation is undefined).
+    """
+    a = np.asarray(x, dtype=np.float64).reshape(-1)
+    b = np.asarray(y, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape or a.size < 2:
+        raise ConfigError(
+            f"pearson_r: need two series of equal length >= 2, got {a.size}, {b.size}"
+        )
+    da = a - a.mean()
+    db = b - b.mean()
+    na = math.sqrt(float(da @ da))
+    nb = math.sqrt(float(db @ db))
+    if na == 0.0 or nb == 0.0:
+        return math.nan
+    return float(np.clip((da @ db) / (na * nb), -1.0, 1.0))
+
+
+def ramp_correlation(predicted_deg: npt.ArrayLike, target_deg: npt.ArrayLike) -> float:
+    """Correlation of predicted mean flexion with target mean flexion over one ramp.
+
+    On a ramp the target is ``R + p·(G − R)``, so its mean flexion is affine in effort ``p``;
+    this is therefore the correlation of the prediction with effort, signed so that moving
+    towards the gesture counts as positive for both flexing gestures and hand open.
+
+    Parameters
+    ----------
+    predicted_deg, target_deg:
+        Shape ``(n, 5)``, the predictions and targets along one ramp recording, in time order.
+
+    Returns
+    -------
+    float
+        In ``[-1, 1]``; ``0.0`` if the prediction never changes (it carries no effort);
+        ``nan`` if the target's mean flexion is constant (a rest "ramp": not scored).
+    """
+    pred, target = _pair(predicted_deg, target_deg)
+    target_mean = target.mean(axis=1)
+    if np.ptp(target_mean) <= CONSTANT_SPREAD_DEG:
+        return math.nan
+    pred_mean = pred.mean(axis=1)
+    if np.ptp(pred_mean) <= CONSTANT_SPREAD_DEG:
+        return 0.0
+    return pearson_r(pred_mean, target_mean)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def summarise(predicted_deg: npt.ArrayLike, target_deg: npt.ArrayLike) -> dict[str, Any]:
+    """MAE and R² per finger and their means, as a JSON-ready dict.
+
+    Returns
+    -------
+    dict
+        ``{"mae_deg": {finger: float}, "mae_mean_deg": float, "r2": {finger: float | None},
+        "r2_mean": float | None, "n": int}``; undefined R² values are ``None``.
+    """
+    mae = mae_per_finger_deg(predicted_deg, target_deg)
+    r2 = r2_per_finger(predicted_deg, target_deg)
+    return {
+        "mae_deg": {f: float(v) for f, v in zip(FINGERS, mae, strict=True)},
+        "mae_mean_deg": float(mae.mean()),
+        "r2": {f: _finite_or_none(float(v)) for f, v in zip(FINGERS, r2, strict=True)},
+        "r2_mean": _finite_or_none(mean_ignoring_nan(r2)),
+        "n": int(np.asarray(predicted_deg).shape[0]),
+    }
