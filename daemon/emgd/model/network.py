@@ -1,0 +1,251 @@
+"""The dilated-CNN + MLP network of DESIGN §5 as a PyTorch module, built from a ModelSpec.
+
+This module owns the torch side of the network: the stage-1 branches (single-channel
+convolutions whose weights are shared by every EMG channel), stage 2, the cut to the common
+length ``T``, the history inputs, the MLP and the bounded output, plus He initialisation.
+Every size, dilation and stride comes from :attr:`emgd.model.spec.ModelSpec.plans`; nothing
+is decided here that the spec does not say. It is imported only to train or export (torch is
+the ``train`` extra); the daemon runs the ONNX export and must never import this module.
+
+Bringing each branch to ``T`` steps: every branch crops the window to its most recent
+``R + (T − 1)·S`` samples (receptive field ``R``, total stride ``S``) and runs its
+convolutions without padding, which leaves exactly ``T`` output steps, the last of them ending
+at the newest sample. So the features of one window equal the features a long recording
+would give at the same instant, the cut is a static slice (ONNX ``Slice``), and a window
+longer than the minimum costs nothing extra.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional
+
+from emgd.errors import ModelError
+from emgd.model.spec import BranchPlan, ConvLayer, ModelSpec
+
+INPUT_NAMES: tuple[str, str] = ("emg", "history_deg")
+OUTPUT_NAMES: tuple[str] = ("angles_deg",)
+
+
+class FixedConv1d(nn.Module):
+    """A convolution whose taps are fixed: a non-persistent buffer, no bias, never trained.
+
+    The taps come from the spec every time the module is built, so neither an optimiser nor
+    a loaded state dict can change them.
+    """
+
+    weight: Tensor
+
+    def __init__(self, layer: ConvLayer) -> None:
+        super().__init__()
+        if layer.fixed_kernel is None:
+            raise ModelError("FixedConv1d needs a layer with fixed_kernel taps")
+        self.stride = layer.stride
+        self.dilation = layer.dilation
+        taps = torch.tensor(layer.fixed_kernel, dtype=torch.float32)
+        weight = taps.reshape(1, 1, layer.kernel).repeat(layer.out_features, layer.in_features, 1)
+        self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Convolve ``x`` of shape ``(N, in, L)`` → ``(N, out, L_out)``."""
+        return functional.conv1d(x, self.weight, stride=self.stride, dilation=self.dilation)
+
+
+class Branch(nn.Module):
+    """Stage 1 then stage 2 of one branch, for single-channel signals.
+
+    Parameters
+    ----------
+    plan:
+        The branch as resolved by the spec (layers, dilations, strides).
+    common_length:
+        ``T``, the number of output steps kept.
+    """
+
+    def __init__(self, plan: BranchPlan, common_length: int) -> None:
+        super().__init__()
+        self.name = plan.name
+        self.common_length = common_length
+        self.input_samples = plan.input_samples(common_length)
+        self.relu_after: tuple[bool, ...] = tuple(layer.relu for layer in plan.layers)
+        self.layers = nn.ModuleList(
+            FixedConv1d(layer)
+            if layer.fixed_kernel is not None
+            else nn.Conv1d(
+                layer.in_features,
+                layer.out_features,
+                layer.kernel,
+                stride=layer.stride,
+                dilation=layer.dilation,
+            )
+            for layer in plan.layers
+        )
+
+    def run_layers(self, x: Tensor) -> Tensor:
+        """Run every layer over a signal of any length (no cut): for streaming features.
+
+        Parameters
+        ----------
+        x:
+            Shape ``(N, 1, L)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(N, features, L_out)``; step ``j`` ends at input sample
+            ``R − 1 + j·S`` (receptive field ``R``, total stride ``S``).
+        """
+        for layer, relu in zip(self.layers, self.relu_after, strict=True):
+            x = layer(x)
+            if relu:
+                x = functional.relu(x)
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Features of the most recent ``T`` steps.
+
+        Parameters
+        ----------
+        x:
+            Shape ``(N, 1, W)`` with ``W ≥ input_samples``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(N, features, T)``, the last step ending at the newest sample.
+        """
+        return self.run_layers(x[..., -self.input_samples :])
+
+
+class EmgNet(nn.Module):
+    """The network: shared per-channel branches, flatten, history, MLP, bounded output.
+
+    Parameters
+    ----------
+    spec:
+        The model spec (sizes, dilations, angle range, dropout).
+    seed:
+        Seed of the He initialisation (``None``: torch's global generator).
+
+    Notes
+    -----
+    Inputs are ``emg`` of shape ``(B, C, W)`` (filtered, normalised, float32, ``W`` at least
+    ``spec.min_window_samples``) and ``history_deg`` of shape ``(B, history·n_outputs)``: the
+    previous commanded angle vectors in degrees, newest first (``A(n)`` then ``A(n−1)``),
+    scaled inside to [0, 1] by ``spec.angle_range_deg``. The output is ``(B, n_outputs)``
+    degrees, ``lo + (hi − lo)·sigmoid``. The flattened features are ordered channel, branch,
+    feature, step (channel-major), followed by the history.
+    """
+
+    def __init__(self, spec: ModelSpec, seed: int | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.branches = nn.ModuleList(Branch(plan, spec.common_length) for plan in spec.plans)
+        head: list[nn.Module] = []
+        sizes = spec.mlp_sizes
+        for index, (n_in, n_out) in enumerate(pairwise(sizes)):
+            if spec.dropout > 0.0:
+                head.append(nn.Dropout(spec.dropout))
+            head.append(nn.Linear(n_in, n_out))
+            if index < len(sizes) - 2:
+                head.append(nn.ReLU())
+        self.head = nn.Sequential(*head)
+        self.angle_lo_deg, self.angle_hi_deg = spec.angle_range_deg
+        self.reset_parameters(seed)
+
+    @property
+    def branch_modules(self) -> tuple[Branch, ...]:
+        """The branches, typed (``self.branches`` is a plain ``nn.ModuleList``)."""
+        return tuple(branch for branch in self.branches if isinstance(branch, Branch))
+
+    def reset_parameters(self, seed: int | None = None) -> None:
+        """He (fan-in, ReLU gain) initialisation of every trainable weight; biases zero.
+
+        PyTorch's default init shrinks the signal about fourfold per single-channel layer,
+        so deep branches (and the silence branch entirely) would start silent.
+        """
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        for module in self.modules():
+            if isinstance(module, nn.Conv1d | nn.Linear):
+                nn.init.kaiming_normal_(
+                    module.weight, mode="fan_in", nonlinearity="relu", generator=generator
+                )
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def _check_emg(self, emg: Tensor) -> None:
+        spec = self.spec
+        if emg.dim() != 3 or emg.shape[1] != spec.n_channels:
+            raise ModelError(
+                f"emg input has shape {tuple(emg.shape)}, expected (batch, "
+                f"{spec.n_channels} channels, window ≥ {spec.min_window_samples} samples)"
+            )
+        if emg.shape[2] < spec.min_window_samples:
+            raise ModelError(
+                f"emg window of {emg.shape[2]} samples is shorter than the "
+                f"{spec.min_window_samples} the branches need at {spec.sample_rate_hz:g} Hz"
+            )
+
+    def features(self, emg: Tensor) -> Tensor:
+        """Stage-1 and stage-2 features of every channel, same weights on each channel.
+
+        Parameters
+        ----------
+        emg:
+            Shape ``(B, C, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, C, n_branches, features, T)``.
+        """
+        self._check_emg(emg)
+        n_channels = self.spec.n_channels
+        per_channel = emg.reshape(-1, 1, emg.shape[-1])  # (B·C, 1, W)
+        maps = torch.stack([branch(per_channel) for branch in self.branches], dim=1)
+        return maps.reshape(-1, n_channels, *maps.shape[1:])
+
+    def decode(self, features: Tensor, history_deg: Tensor) -> Tensor:
+        """The MLP on flattened features plus scaled history.
+
+        Parameters
+        ----------
+        features:
+            Shape ``(B, C, n_branches, features, T)`` from :meth:`features`.
+        history_deg:
+            Shape ``(B, history·n_outputs)``, degrees, newest vector first.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, n_outputs)``, degrees within ``spec.angle_range_deg``.
+        """
+        expected = self.spec.history_inputs
+        if history_deg.dim() != 2 or history_deg.shape[1] != expected:
+            raise ModelError(
+                f"history input has shape {tuple(history_deg.shape)}, expected (batch, {expected})"
+            )
+        span_deg = self.angle_hi_deg - self.angle_lo_deg
+        history = (history_deg - self.angle_lo_deg) / span_deg
+        flat = torch.cat([features.flatten(1), history.to(features.dtype)], dim=1)
+        return self.angle_lo_deg + span_deg * torch.sigmoid(self.head(flat))
+
+    def forward(self, emg: Tensor, history_deg: Tensor) -> Tensor:
+        """Angles for one batch of windows.
+
+        Parameters
+        ----------
+        emg:
+            Shape ``(B, C, W)``, filtered and normalised EMG.
+        history_deg:
+            Shape ``(B, history·n_outputs)``, previous commanded angles in degrees.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, n_outputs)``, degrees.
+        """
+        return self.decode(self.features(emg), history_deg)
