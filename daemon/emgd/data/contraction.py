@@ -25,7 +25,7 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
-from emgd.data.recording import Recording, read_csv_matrix
+from emgd.data.recording import Recording, numbered_folders, read_csv_matrix
 from emgd.errors import DatasetError
 from emgd.poses import (
     EFFORT_OF_CONTRACTION_INTENSITY_LEVEL,
@@ -154,16 +154,9 @@ def participants(dataset_dir: Path) -> list[str]:
     DatasetError
         If the folder is missing or holds no ``S<n>`` folder.
     """
-    if not dataset_dir.is_dir():
-        raise DatasetError(f"ContractionIntensity dataset folder not found: {dataset_dir}")
-    found = [
-        (int(m["number"]), p.name)
-        for p in dataset_dir.iterdir()
-        if p.is_dir() and (m := PARTICIPANT_PATTERN.match(p.name)) is not None
-    ]
-    if not found:
-        raise DatasetError(f"{dataset_dir}: no S<n> subject folders")
-    return [name for _, name in sorted(found)]
+    return numbered_folders(
+        dataset_dir, PARTICIPANT_PATTERN, "ContractionIntensity", "S<n> subject"
+    )
 
 
 def list_files(dataset_dir: Path, participant: str) -> list[tuple[tuple[str, str, int], Path]]:

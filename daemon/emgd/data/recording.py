@@ -12,6 +12,7 @@ dataset folder layouts, filter signals or compute features.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -335,3 +336,26 @@ def read_csv_matrix(path: Path, n_columns: int) -> FloatArray:
     if data.shape[1] != n_columns or not np.isfinite(data).all():
         raise DatasetError(_first_bad_line(path, n_columns))
     return data
+
+
+def numbered_folders(
+    dataset_dir: Path, pattern: re.Pattern[str], dataset: str, kind: str
+) -> list[str]:
+    """Names of the sub-folders of ``dataset_dir`` matching ``pattern`` (which has a
+    ``number`` group), in numeric order; ``dataset`` and ``kind`` name them in errors.
+
+    Raises
+    ------
+    DatasetError
+        If the folder is missing or holds no matching sub-folder.
+    """
+    if not dataset_dir.is_dir():
+        raise DatasetError(f"{dataset} dataset folder not found: {dataset_dir}")
+    found = [
+        (int(m["number"]), p.name)
+        for p in dataset_dir.iterdir()
+        if p.is_dir() and (m := pattern.match(p.name)) is not None
+    ]
+    if not found:
+        raise DatasetError(f"{dataset_dir}: no {kind} folders")
+    return [name for _, name in sorted(found)]

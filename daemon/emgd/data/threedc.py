@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from emgd.data.recording import Recording, read_csv_matrix
+from emgd.data.recording import Recording, numbered_folders, read_csv_matrix
 from emgd.errors import DatasetError
 from emgd.poses import POSE_OF_3DC_CLASS
 
@@ -111,16 +111,7 @@ def participants(dataset_dir: Path) -> list[str]:
     DatasetError
         If the folder is missing or holds no ``Participant<N>`` folder.
     """
-    if not dataset_dir.is_dir():
-        raise DatasetError(f"3DC dataset folder not found: {dataset_dir}")
-    found = [
-        (int(m["number"]), p.name)
-        for p in dataset_dir.iterdir()
-        if p.is_dir() and (m := PARTICIPANT_PATTERN.match(p.name)) is not None
-    ]
-    if not found:
-        raise DatasetError(f"{dataset_dir}: no Participant<N> folders")
-    return [name for _, name in sorted(found)]
+    return numbered_folders(dataset_dir, PARTICIPANT_PATTERN, "3DC", "Participant<N>")
 
 
 def load_session(dataset_dir: Path, participant: str, session: str) -> list[Recording]:
