@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from emgd.clock import Clock
+from emgd.clock import Clock, SystemClock
 from emgd.config import FINGERS, Config
 from emgd.errors import ConfigError
 from emgd.hw.interfaces import AdcDriver, I2CBus, SpiBus
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from emgd.hw.servo_math import ServoCalibration
     from emgd.sim.hand import SimHand
     from emgd.sim.pca9685_sim import Pca9685Sim
+    from emgd.sim.prefetch import PrefetchedSource
     from emgd.sim.synthetic_emg import SyntheticEmg
     from emgd.sim.trajectory import Trajectory
 
@@ -36,7 +37,7 @@ MCP3008_SPI_MODE = 0
 class SimulatedParts:
     """The far side of the simulated buses, for the live view and the tests."""
 
-    wearer: SyntheticEmg
+    wearer: SyntheticEmg | PrefetchedSource
     adc_chip: object
     pca: Pca9685Sim
     hand: SimHand
@@ -91,6 +92,7 @@ def open_board(
     clock: Clock,
     *,
     trajectory: Trajectory | None = None,
+    prefetch: bool | None = None,
 ) -> Board:
     """Open the ADC and the servo board that ``config`` names (nothing is started).
 
@@ -102,12 +104,23 @@ def open_board(
         Passed to every driver and simulator.
     trajectory:
         What the simulated wearer does (default: an endless seeded pose sequence).
+    prefetch:
+        Render the simulated wearer's EMG in a child process ahead of time
+        (:class:`~emgd.sim.prefetch.PrefetchedSource`, same samples) instead of in the
+        thread that reads the simulated chip. Default: only on the real-time
+        :class:`~emgd.clock.SystemClock`, where rendering would cost lost frames.
     """
     closers: list[Callable[[], None]] = []
     wearer = None
     adc_chip: object = None
     if config.adc.bus == "simulated" or config.servo.bus == "simulated":
-        wearer = _synthetic_wearer(config, trajectory)
+        if prefetch is None:
+            prefetch = isinstance(clock, SystemClock)
+        wearer = _synthetic_wearer(config, trajectory, prefetch=prefetch)
+        from emgd.sim.prefetch import PrefetchedSource
+
+        if isinstance(wearer, PrefetchedSource):
+            closers.append(wearer.close)  # stops the child process
 
     if config.adc.bus == "simulated":
         assert wearer is not None
@@ -183,21 +196,34 @@ def _open_servos(
     return servos, pca_sim, i2c_text
 
 
-def _synthetic_wearer(config: Config, trajectory: Trajectory | None) -> SyntheticEmg:
-    from emgd.sim.synthetic_emg import SyntheticEmg
+def _synthetic_wearer(
+    config: Config, trajectory: Trajectory | None, *, prefetch: bool
+) -> SyntheticEmg | PrefetchedSource:
+    from emgd.sim.prefetch import PrefetchedSource, SyntheticEmgSpec
     from emgd.sim.trajectory import PoseSequence
 
     sim = config.simulation
-    return SyntheticEmg(
+    spec = SyntheticEmgSpec(
         trajectory if trajectory is not None else PoseSequence(sim.seed),
         n_channels=config.adc.channels,
         seed=sim.seed,
         mains_hz=sim.mains_hz,
     )
+    if not prefetch:
+        return spec.build()
+    # The rate the simulated chip will ask for: the ADC rate (the ADS1299's periods are
+    # whole nanoseconds), or the MCP3008 simulator's analogue source rate.
+    if config.adc.backend == "ads1299":
+        rate_hz = float(config.adc.sample_rate_hz)
+    else:
+        from emgd.sim.mcp3008_sim import DEFAULT_SOURCE_RATE_HZ
+
+        rate_hz = DEFAULT_SOURCE_RATE_HZ
+    return PrefetchedSource(spec, sample_rate_hz=rate_hz)
 
 
 def _simulated_spi(
-    config: Config, clock: Clock, wearer: SyntheticEmg
+    config: Config, clock: Clock, wearer: SyntheticEmg | PrefetchedSource
 ) -> tuple[SpiBus, object, object]:
     from emgd.sim.spi_bus import SimSpiDev
 
