@@ -34,6 +34,45 @@ MCP3008_SPI_MODE = 0
 
 
 @dataclass
+class AdcSide:
+    """The opened ADC and, on the simulated board, what feeds it."""
+
+    adc: AdcDriver
+    description: str
+    wearer: SyntheticEmg | PrefetchedSource | None = None
+    chip: object = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop conversions and close the bus (and the wearer's child process)."""
+        try:
+            self.adc.stop()
+        finally:
+            self.adc.close()
+            for closer in reversed(self._closers):
+                closer()
+
+
+@dataclass
+class ServoSide:
+    """The opened servo board and, on the simulated board, the chip and the hand."""
+
+    servos: ServoBoard
+    description: str
+    pca: Pca9685Sim | None = None
+    hand: SimHand | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self, *, release_servos: bool = False) -> None:
+        """Close the bus; the PCA9685 keeps its last pulses unless ``release_servos``."""
+        try:
+            self.servos.close(release=release_servos)
+        finally:
+            for closer in reversed(self._closers):
+                closer()
+
+
+@dataclass
 class SimulatedParts:
     """The far side of the simulated buses, for the live view and the tests."""
 
@@ -45,23 +84,30 @@ class SimulatedParts:
 
 @dataclass
 class Board:
-    """The opened hardware: one ADC driver and one servo board."""
+    """The opened hardware in one process: one ADC side and one servo side."""
 
-    adc: AdcDriver
-    servos: ServoBoard
-    description: str
+    adc_side: AdcSide
+    servo_side: ServoSide
     sim: SimulatedParts | None = None
-    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def adc(self) -> AdcDriver:
+        return self.adc_side.adc
+
+    @property
+    def servos(self) -> ServoBoard:
+        return self.servo_side.servos
+
+    @property
+    def description(self) -> str:
+        return f"{self.adc_side.description}; {self.servo_side.description}"
 
     def close(self, *, release_servos: bool = False) -> None:
         """Stop acquisition and close the buses; the servos keep their pulses by default."""
         try:
-            self.adc.stop()
+            self.adc_side.close()
         finally:
-            self.adc.close()
-            self.servos.close(release=release_servos)
-            for closer in reversed(self._closers):
-                closer()
+            self.servo_side.close(release_servos=release_servos)
 
 
 def servo_calibrations(config: Config) -> tuple[ServoCalibration, ...]:
@@ -94,14 +140,40 @@ def open_board(
     trajectory: Trajectory | None = None,
     prefetch: bool | None = None,
 ) -> Board:
-    """Open the ADC and the servo board that ``config`` names (nothing is started).
+    """Open both sides in this process (nothing is started); see :func:`open_adc_side`."""
+    adc_side = open_adc_side(config, clock, trajectory=trajectory, prefetch=prefetch)
+    try:
+        servo_side = open_servo_side(config, clock)
+    except BaseException:
+        adc_side.close()
+        raise
+    sim = None
+    if adc_side.wearer is not None and servo_side.pca is not None:
+        assert servo_side.hand is not None
+        sim = SimulatedParts(
+            wearer=adc_side.wearer,
+            adc_chip=adc_side.chip,
+            pca=servo_side.pca,
+            hand=servo_side.hand,
+        )
+    return Board(adc_side=adc_side, servo_side=servo_side, sim=sim)
+
+
+def open_adc_side(
+    config: Config,
+    clock: Clock,
+    *,
+    trajectory: Trajectory | None = None,
+    prefetch: bool | None = None,
+) -> AdcSide:
+    """Open and initialise the ADC that ``config`` names (conversions not started).
 
     Parameters
     ----------
     config:
         The validated configuration.
     clock:
-        Passed to every driver and simulator.
+        Passed to the driver and the simulator.
     trajectory:
         What the simulated wearer does (default: an endless seeded pose sequence).
     prefetch:
@@ -112,52 +184,59 @@ def open_board(
     """
     closers: list[Callable[[], None]] = []
     wearer = None
-    adc_chip: object = None
-    if config.adc.bus == "simulated" or config.servo.bus == "simulated":
-        if prefetch is None:
-            prefetch = isinstance(clock, SystemClock)
-        wearer = _synthetic_wearer(config, trajectory, prefetch=prefetch)
-        from emgd.sim.prefetch import PrefetchedSource
-
-        if isinstance(wearer, PrefetchedSource):
-            closers.append(wearer.close)  # stops the child process
-
-    if config.adc.bus == "simulated":
-        assert wearer is not None
-        spi, adc_chip, drdy = _simulated_spi(config, clock, wearer)
-        spi_text = "simulated SPI"
-    else:
-        spi = _linux_spi(config)
-        closers.append(spi.close)
-        drdy = None
-        spi_text = f"/dev/spidev{config.adc.spi_bus}.{config.adc.spi_device}"
-
-    adc = None
+    chip: object = None
     try:
+        if config.adc.bus == "simulated":
+            if prefetch is None:
+                prefetch = isinstance(clock, SystemClock)
+            wearer = _synthetic_wearer(config, trajectory, prefetch=prefetch)
+            from emgd.sim.prefetch import PrefetchedSource
+
+            if isinstance(wearer, PrefetchedSource):
+                closers.append(wearer.close)  # stops the child process
+            spi, chip, drdy = _simulated_spi(config, clock, wearer)
+            spi_text = "simulated SPI"
+        else:
+            spi = _linux_spi(config)
+            closers.append(spi.close)
+            drdy = None
+            spi_text = f"/dev/spidev{config.adc.spi_bus}.{config.adc.spi_device}"
         adc, adc_text = _open_adc(config, clock, spi, drdy)
-        servos, pca_sim, i2c_text = _open_servos(config, clock, closers)
     except BaseException:
-        if adc is not None:
-            adc.close()
         for closer in reversed(closers):
             closer()
         raise
+    return AdcSide(
+        adc=adc,
+        description=f"{adc_text} on {spi_text}",
+        wearer=wearer,
+        chip=chip,
+        _closers=closers,
+    )
 
-    sim = None
+
+def open_servo_side(config: Config, clock: Clock) -> ServoSide:
+    """Open the PCA9685 servo board that ``config`` names (programs its frequency)."""
+    closers: list[Callable[[], None]] = []
+    try:
+        servos, pca_sim, i2c_text = _open_servos(config, clock, closers)
+    except BaseException:
+        for closer in reversed(closers):
+            closer()
+        raise
+    hand = None
     if pca_sim is not None:
         from emgd.sim.hand import SimHand
 
-        assert wearer is not None
         hand = SimHand(
             pca_sim, clock, servos.servos, speed_deg_s=config.simulation.hand_speed_deg_s
         )
-        sim = SimulatedParts(wearer=wearer, adc_chip=adc_chip, pca=pca_sim, hand=hand)
-
     description = (
-        f"{adc_text} on {spi_text}; PCA9685 at 0x{config.servo.address:02X} on {i2c_text}, "
-        f"{servos.frequency_hz:.2f} Hz"
+        f"PCA9685 at 0x{config.servo.address:02X} on {i2c_text}, {servos.frequency_hz:.2f} Hz"
     )
-    return Board(adc=adc, servos=servos, description=description, sim=sim, _closers=closers)
+    return ServoSide(
+        servos=servos, description=description, pca=pca_sim, hand=hand, _closers=closers
+    )
 
 
 # --------------------------------------------------------------------------------------

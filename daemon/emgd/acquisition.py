@@ -1,0 +1,263 @@
+"""The acquisition process: the ADC driver alone in its own process, frames into shared memory.
+
+The ADS1299 has no FIFO: a frame not read before the next DRDY is lost. In one Python
+process, filtering, inference and socket handling hold the GIL (switch interval 5 ms) and
+starve a reading thread, so the driver runs in a **spawned process** that does nothing
+else: it asks for real-time scheduling, a CPU and locked memory where permitted (and says
+so when not), freezes the garbage collector, then reads frame after frame into a
+:class:`~emgd.shm_ring.SharedFrameRing`. On the simulated board the simulated chip and the
+synthetic wearer live in that process too, and the wearer's intended angles travel with
+each frame.
+
+The parent talks to it through :class:`AcquisitionProcess`: start (waits for the chip to be
+initialised, re-raising the child's error with its class and message), read new frames,
+counters, liveness, stop. This module owns the process; the control loop owns the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import logging
+import multiprocessing
+import os
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event, Lock
+from typing import Any
+
+import numpy as np
+
+from emgd import errors
+from emgd.clock import SystemClock
+from emgd.config import Config
+from emgd.errors import EmgdError, HardwareIOError
+from emgd.hw.interfaces import AcquisitionStats
+from emgd.shm_ring import (
+    STATE_FAILED,
+    STATE_RUNNING,
+    STATE_STOPPED,
+    RingBatch,
+    RingLayout,
+    SharedFrameRing,
+)
+
+log = logging.getLogger("emgd.acquisition")
+
+#: Seconds of frames the ring holds: the control loop may stall this long without loss.
+RING_SECONDS = 4.0
+#: How long the child may take to initialise the chip (ADS1299 needs ~0.3 s of delays).
+START_TIMEOUT_S = 30.0
+FRAME_TIMEOUT_S = 0.1
+#: Counters and the liveness stamp are published every this many frames.
+STATS_EVERY_FRAMES = 16
+#: The simulated wearer's intent is sampled this often (frames in between reuse it).
+INTENT_EVERY_FRAMES = 10
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+
+
+@dataclass(frozen=True)
+class RealtimeRequest:
+    """What the acquisition process asks of the kernel (each is best effort)."""
+
+    fifo_priority: int = 0  # SCHED_FIFO priority 1-99; 0 leaves the policy alone
+    cpu: int | None = None  # pin to this CPU
+    lock_memory: bool = False  # mlockall(MCL_CURRENT | MCL_FUTURE)
+
+
+@dataclass(frozen=True)
+class AcquisitionInfo:
+    """What the child reports once the chip runs."""
+
+    description: str
+    n_channels: int
+    sample_rate_hz: float
+    realtime_notes: tuple[str, ...]
+    pid: int
+
+
+class AcquisitionProcess:
+    """Owns the acquisition child process and the reading end of its ring.
+
+    Parameters
+    ----------
+    config:
+        The validated configuration (the ADC side is opened from it in the child).
+    realtime:
+        Scheduling requests for the child.
+    """
+
+    def __init__(self, config: Config, realtime: RealtimeRequest | None = None) -> None:
+        self._config = config
+        self._realtime = realtime or RealtimeRequest()
+        capacity = max(64, round(config.adc.sample_rate_hz * RING_SECONDS))
+        self._ring = SharedFrameRing(RingLayout(capacity, config.adc.channels))
+        ctx = multiprocessing.get_context("spawn")
+        self._stop: Event = ctx.Event()
+        self._conn, child_conn = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(
+            target=_child_main,
+            args=(config, self._ring.handle(), self._stop, child_conn, self._realtime),
+            name="emgd-acquisition",
+        )
+        self._child_conn = child_conn
+        self.info: AcquisitionInfo | None = None
+
+    @property
+    def ring(self) -> SharedFrameRing:
+        return self._ring
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> AcquisitionInfo:
+        """Start the child and wait until its chip streams; re-raise its error if it fails."""
+        self._process.start()
+        self._child_conn.close()
+        if not self._conn.poll(timeout_s):
+            self.stop()
+            raise HardwareIOError(f"acquisition process did not start within {timeout_s:g} s")
+        try:
+            message = self._conn.recv()
+        except EOFError:
+            self.stop()
+            raise HardwareIOError(
+                f"acquisition process exited during start-up (exit code {self._process.exitcode})"
+            ) from None
+        if message[0] == "error":
+            self.stop()
+            raise _rebuild_error(message[1], message[2])
+        self.info = message[1]
+        assert self.info is not None
+        return self.info
+
+    def read_new(self, max_frames: int | None = None) -> RingBatch:
+        """Frames published since the last call."""
+        return self._ring.read_new(max_frames)
+
+    def stats(self) -> AcquisitionStats:
+        return self._ring.writer_stats()
+
+    def alive(self) -> bool:
+        return self._process.is_alive() and self._ring.state == STATE_RUNNING
+
+    def failure(self) -> EmgdError | None:
+        """The child's error after it stopped on one, else None."""
+        if self._conn.poll():
+            try:
+                message = self._conn.recv()
+            except EOFError:
+                return None
+            if message[0] == "error":
+                return _rebuild_error(message[1], message[2])
+        return None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the child to stop, wait, and free the ring."""
+        self._stop.set()
+        if self._process.pid is not None:
+            self._process.join(timeout_s)
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join(1.0)
+        self._conn.close()
+        self._ring.close()
+
+
+def _rebuild_error(class_name: str, message: str) -> EmgdError:
+    cls = getattr(errors, class_name, None)
+    if isinstance(cls, type) and issubclass(cls, EmgdError):
+        return cls(message)
+    return HardwareIOError(message)
+
+
+def apply_realtime(request: RealtimeRequest) -> tuple[str, ...]:
+    """Apply what is permitted; return one note per request that was refused or skipped."""
+    notes: list[str] = []
+    if request.cpu is not None:
+        try:
+            os.sched_setaffinity(0, {request.cpu})
+        except (OSError, ValueError) as exc:
+            notes.append(f"could not pin to CPU {request.cpu}: {exc}")
+    if request.fifo_priority:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(request.fifo_priority))
+        except PermissionError:
+            notes.append(
+                f"SCHED_FIFO {request.fifo_priority} not permitted (needs CAP_SYS_NICE or "
+                "LimitRTPRIO=; the systemd unit grants it): running at normal priority"
+            )
+        except OSError as exc:
+            notes.append(f"SCHED_FIFO {request.fifo_priority} refused: {exc}")
+    if request.lock_memory:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
+            err = ctypes.get_errno()
+            notes.append(
+                f"mlockall failed ({os.strerror(err)}; needs LimitMEMLOCK=infinity): "
+                "pages may be swapped"
+            )
+    return tuple(notes)
+
+
+def _child_main(
+    config: Config,
+    handle: tuple[RingLayout, str, Lock],
+    stop: Event,
+    conn: Connection,
+    realtime: RealtimeRequest,
+) -> None:
+    """Entry point of the acquisition process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    layout, name, lock = handle
+    ring = SharedFrameRing(layout, name=name, lock=lock)
+    clock = SystemClock()
+    adc_side: Any = None
+    try:
+        from emgd.board import open_adc_side
+
+        notes = apply_realtime(realtime)
+        adc_side = open_adc_side(config, clock)
+        adc = adc_side.adc
+        wearer = adc_side.wearer
+        adc.start()
+        gc.collect()
+        gc.freeze()
+        ring.set_state(STATE_RUNNING)
+        conn.send(
+            (
+                "ready",
+                AcquisitionInfo(
+                    description=adc_side.description,
+                    n_channels=adc.n_channels,
+                    sample_rate_hz=adc.sample_rate_hz,
+                    realtime_notes=notes,
+                    pid=os.getpid(),
+                ),
+            )
+        )
+        intent = None
+        n = 0
+        while not stop.is_set():
+            frame = adc.read_frame(FRAME_TIMEOUT_S)
+            if frame is not None:
+                if wearer is not None and n % INTENT_EVERY_FRAMES == 0:
+                    intent = np.asarray(wearer.target_angles_deg(), dtype=np.float32)
+                ring.write(frame, intent)
+                n += 1
+            if frame is None or n % STATS_EVERY_FRAMES == 0:
+                ring.publish_stats(adc.stats, clock.monotonic_ns())
+        ring.publish_stats(adc.stats, clock.monotonic_ns())
+        ring.set_state(STATE_STOPPED)
+    except BaseException as exc:  # report every failure to the parent, then exit non-zero
+        ring.set_state(STATE_FAILED)
+        text = str(exc) or type(exc).__name__
+        with contextlib.suppress(OSError):
+            conn.send(("error", type(exc).__name__, text))
+        raise SystemExit(errors.exit_code_for(exc)) from None
+    finally:
+        if adc_side is not None:
+            adc_side.close()
+        ring.close()
+        conn.close()

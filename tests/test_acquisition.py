@@ -1,0 +1,52 @@
+"""Tests of the acquisition process on the simulated board (a real spawned process)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from emgd.acquisition import AcquisitionProcess, RealtimeRequest, apply_realtime
+from emgd.config import load_config
+from emgd.errors import HardwareInitError
+
+
+def test_frames_flow_from_the_child_with_the_wearers_intent() -> None:
+    config = load_config(env={})
+    acq = AcquisitionProcess(config)
+    try:
+        info = acq.start()
+        assert info.n_channels == 8 and info.sample_rate_hz == 1000
+        assert "ADS1299 (ID 0x3E" in info.description
+        deadline = time.monotonic() + 1.5
+        batches = []
+        while time.monotonic() < deadline:
+            batches.append(acq.read_new())
+            time.sleep(0.02)
+        index = np.concatenate([b.index for b in batches])
+        emg = np.concatenate([b.emg_uv for b in batches])
+        intent = np.concatenate([b.intent_deg for b in batches])
+        assert index.size > 500
+        assert acq.alive()
+        # Every gap in the frame index is a lost frame the driver counted.
+        gaps = int(np.sum(np.diff(index) - 1))
+        assert gaps <= acq.stats().frames_lost
+        assert sum(b.overrun_frames for b in batches) == 0
+        assert np.all(np.isfinite(emg)) and emg.std() > 0.5
+        assert np.all(np.isfinite(intent[-100:]))
+        assert np.all((intent[-100:] >= 0) & (intent[-100:] <= 180))
+    finally:
+        acq.stop()
+
+
+def test_a_chip_init_failure_in_the_child_is_re_raised_with_its_class() -> None:
+    config = load_config(env={}, overrides=["simulation.chip_id=0x3C", "adc.channels=8"])
+    acq = AcquisitionProcess(config)
+    with pytest.raises(HardwareInitError, match="4"):
+        acq.start()
+
+
+def test_realtime_requests_that_are_refused_become_notes() -> None:
+    notes = apply_realtime(RealtimeRequest(cpu=10_000))
+    assert len(notes) == 1 and "CPU 10000" in notes[0]
