@@ -166,9 +166,61 @@ class SimulationConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    path: str = option("", "ONNX model; empty = the shipped default model (models/default.onnx)")
+    mains_hz: float = option(
+        50.0, "mains notch of the live filter (0 = none)", choices=(0.0, 50.0, 60.0)
+    )
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    max_rate_deg_s: float = option(
+        400.0, "highest commanded finger speed", min_value=10.0, max_value=2000.0
+    )
+    safe_pose: str = option(
+        "rest",
+        "pose a persistent fault moves to",
+        choices=("rest", "open", "power", "chuck", "pinch"),
+    )
+    safe_pose_rate_deg_s: float = option(
+        60.0, "speed of the move to the safe pose", min_value=5.0, max_value=500.0
+    )
+    fault_hold_s: float = option(
+        1.0,
+        "a fault lasting longer moves the hand to the safe pose",
+        min_value=0.0,
+        max_value=60.0,
+    )
+    stale_after_s: float = option(
+        0.1, "no new samples for this long is a fault", min_value=0.02, max_value=5.0
+    )
+    smoothing: bool = option(True, "One Euro smoothing of the model output")
+    min_cutoff_hz: float = option(2.0, "One Euro cutoff when still", min_value=0.05, max_value=50.0)
+    beta: float = option(0.02, "One Euro cutoff increase per deg/s", min_value=0.0, max_value=10.0)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    runtime_dir: str = option("", "status socket folder; empty = $RUNTIME_DIRECTORY or /run/emgd")
+    state_dir: str = option("", "calibration folder; empty = $STATE_DIRECTORY or /var/lib/emgd")
+    socket_group: str = option("emgd", "group allowed to pause, resume and calibrate")
+    realtime_priority: int = option(
+        50, "SCHED_FIFO priority of acquisition (0 = normal)", min_value=0, max_value=99
+    )
+    acquisition_cpu: int = option(
+        -1, "CPU to pin acquisition to (-1 = any)", min_value=-1, max_value=255
+    )
+    lock_memory: bool = option(True, "mlockall the acquisition process")
+
+
+@dataclass(frozen=True)
 class Config:
     adc: AdcConfig = section(AdcConfig, "EMG acquisition")
     servo: ServoConfig = section(ServoConfig, "PCA9685 servo board")
+    model: ModelConfig = section(ModelConfig, "the network")
+    safety: SafetyConfig = section(SafetyConfig, "limits between model and servos")
+    daemon: DaemonConfig = section(DaemonConfig, "paths, permissions, scheduling")
     simulation: SimulationConfig = section(SimulationConfig, "the simulated board")
     #: Where the values came from (for messages); not an option.
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
