@@ -5,7 +5,10 @@ Commands:
 - ``emgd monitor [--simulate]``: EMG through the real ADC driver and servo commands through
   the real PCA9685 path, with a live view (what ``make run`` starts until the daemon lands);
 - ``emgd config check|show|default``: validate a config, print the effective values, print
-  the commented default file.
+  the commented default file;
+- ``emgd model info MODEL``: the spec, receptive fields, contract and card of a model file;
+- ``emgd eval MODEL --dataset 3dc|contraction|synthetic``: closed-loop scores of a model per
+  participant, beside the ridge and LDA baselines and "always rest" (``--json`` for the dict).
 
 Every failure prints one line naming what and where and returns the exit code of its
 error class (see :mod:`emgd.errors` and the README); ``--debug`` adds the traceback.
@@ -32,6 +35,7 @@ log = logging.getLogger("emgd.cli")
 
 SCREEN_REFRESH_S = 0.1
 LINE_REFRESH_S = 1.0
+CARD_VALUE_CHARS = 100  # longest model-card value printed by `emgd model info`
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
     show = cfg_sub.add_parser("show", help="print every effective option")
     config_options(show)
     cfg_sub.add_parser("default", help="print the commented default config")
+
+    model = sub.add_parser("model", help="inspect a model file")
+    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    info = model_sub.add_parser("info", help="spec, receptive fields, contract and card")
+    info.add_argument("model", type=Path, metavar="MODEL", help="an .onnx file exported by emgd")
+
+    ev = sub.add_parser("eval", help="closed-loop scores of a model beside the baselines")
+    ev.add_argument("model", type=Path, metavar="MODEL", help="an .onnx file exported by emgd")
+    ev.add_argument(
+        "--dataset", required=True, choices=("3dc", "contraction", "synthetic"), help="data set"
+    )
+    ev.add_argument(
+        "--participant",
+        action="append",
+        default=[],
+        metavar="P",
+        help="Participant1, S2, seed<k>… (repeatable; default: every participant found)",
+    )
+    ev.add_argument("--datasets", type=Path, default=None, metavar="DIR", help="datasets folder")
+    ev.add_argument(
+        "--history",
+        choices=("closed_loop", "rest", "target"),
+        default="closed_loop",
+        help="history inputs: own outputs (default), held at rest, or true targets",
+    )
+    ev.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
 
@@ -88,6 +118,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             return _monitor(args, out)
         if args.command == "config":
             return _config(args, out)
+        if args.command == "model":
+            return _model_info(args, out)
+        if args.command == "eval":
+            return _eval(args, out)
     except EmgdError as exc:
         if args.debug:
             log.exception("%s", exc)
@@ -116,6 +150,61 @@ def _config(args: argparse.Namespace, out: TextIO) -> int:
         for part in key.split("."):
             value = getattr(value, part)
         out.write(f"{key} = {value!r}\n")
+    return 0
+
+
+def _model_info(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from emgd.model.info import model_info_text
+    from emgd.model.runtime import OnnxModel
+
+    model = OnnxModel(args.model)
+    out.write(model_info_text(model.spec, title=f"{args.model} ({model.identity})"))
+    out.write(f"file: {model.size_bytes:,} bytes, exported by emgd {model.version}\n")
+    out.write("contract\n")
+    for line in model.contract.summary_lines():
+        out.write(f"  {line}\n")
+    out.write("card\n")
+    card = model.card
+    if not card:
+        out.write("  (empty)\n")
+    for key, value in card.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if len(text) > CARD_VALUE_CHARS:
+            text = text[: CARD_VALUE_CHARS - 1] + "…"
+        out.write(f"  {key}: {text}\n")
+    return 0
+
+
+def _eval(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from emgd.data.splits import load_split, participants
+    from emgd.errors import DatasetError
+    from emgd.evaluate import evaluate_model, format_report, format_summary
+    from emgd.model.export import json_ready
+    from emgd.model.runtime import OnnxModel
+
+    model = OnnxModel(args.model)
+    names = list(args.participant)
+    if not names:
+        if args.dataset == "synthetic":
+            raise DatasetError("emgd eval --dataset synthetic needs --participant seed<k>")
+        names = participants(args.dataset, args.datasets)
+    results = []
+    for name in names:
+        split = load_split(args.dataset, name, args.datasets)
+        result = evaluate_model(model, split, history_mode=args.history)
+        results.append(result)
+        if not args.json:
+            out.write(format_report(result) + "\n")
+            out.flush()
+    if args.json:
+        out.write(json.dumps(json_ready({"model": model.identity, "results": results}), indent=2))
+        out.write("\n")
+    else:
+        out.write(format_summary(results))
     return 0
 
 

@@ -1,0 +1,313 @@
+"""``emgd eval``: closed-loop scoring of a model on a split, side by side with the baselines.
+
+This module owns the evaluation protocol of the network: the wearer's calibration from the
+training side of a split (rest and effort samples of the filtered training stream, as
+:mod:`emgd.model.stream` defines them), a replay of the test side as one continuous stream
+through :class:`~emgd.pipeline.InferencePipeline` (the daemon's code path) with the model fed
+its own clamped outputs as history, scoring at every hop whose window is complete (MAE and
+R² per finger and mean, ramp correlation per ramp file), and the two baselines plus "always
+rest" from :func:`emgd.baselines.evaluate_baselines` on the same split. It also formats the
+report tables. It must not train, import torch or change what it scores (no smoothing, no
+post-hoc clipping beyond the contract's angle range).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from emgd.baselines import evaluate_baselines
+from emgd.data.recording import Recording, check_same_layout
+from emgd.data.splits import Split
+from emgd.dsp.filters import FilterSpec
+from emgd.dsp.normalise import Calibration, compute_calibration
+from emgd.errors import CalibrationError, ConfigError, ModelError
+from emgd.metrics import mean_ignoring_nan, ramp_correlation, summarise
+from emgd.model.contract import PreprocessContract
+from emgd.model.stream import build_stream
+from emgd.pipeline import (
+    DEFAULT_HISTORY,
+    DEFAULT_REPLAY_BLOCK_S,
+    Commander,
+    InferencePipeline,
+    Runner,
+    replay_closed_loop,
+)
+from emgd.poses import FINGERS
+
+FloatArray = npt.NDArray[np.float64]
+
+HistoryMode = Literal["closed_loop", "rest", "target"]
+# closed_loop: the model's own clamped outputs (how the daemon runs it; the official score);
+# rest: history held at the rest pose (what the model does without feedback);
+# target: the true targets at the previous hops (teacher forcing, an optimistic bound).
+HISTORY_MODES: tuple[str, ...] = ("closed_loop", "rest", "target")
+SYSTEMS: tuple[str, ...] = ("network", "ridge", "lda", "rest")
+SYSTEM_LABELS: dict[str, str] = {
+    "network": "network",
+    "ridge": "TD+ridge",
+    "lda": "TD+LDA->pose",
+    "rest": "always rest",
+}
+# The offline calibration does not refuse weak channels: a recorded dataset cannot be
+# repeated, and the check only raises (it does not change offset or scale).
+OFFLINE_MIN_EFFORT_TO_REST = 0.0
+MS_PER_S = 1000.0
+
+
+def calibration_from_training(
+    recordings: Sequence[Recording], filter_spec: FilterSpec, where: str = "train split"
+) -> Calibration:
+    """The wearer's calibration from a split's training side.
+
+    The training recordings are joined in protocol order and filtered as one stream
+    (:func:`emgd.model.stream.build_stream`); rest = its no-motion samples, effort = all the
+    others.
+
+    Raises
+    ------
+    CalibrationError
+        Naming ``where`` if there are no rest or no effort samples, or a channel is unusable.
+    """
+    stream = build_stream(recordings, filter_spec)
+    rest = stream.emg_uv[stream.rest_mask]
+    effort = stream.emg_uv[~stream.rest_mask]
+    if rest.shape[0] == 0 or effort.shape[0] == 0:
+        side = "rest (no-motion)" if rest.shape[0] == 0 else "effort (gesture)"
+        raise CalibrationError(f"{where}: no {side} samples to calibrate on")
+    try:
+        return compute_calibration(
+            rest, effort, stream.sample_rate_hz, min_effort_to_rest=OFFLINE_MIN_EFFORT_TO_REST
+        )
+    except CalibrationError as exc:
+        raise CalibrationError(f"{where}: {exc}") from None
+
+
+def _resolve_model(
+    model: str | Path | Runner,
+    contract: PreprocessContract | None,
+    history: int | None,
+) -> tuple[Runner, PreprocessContract, int, str]:
+    """The runner, its contract, its history length and what to call it."""
+    if isinstance(model, str | Path):
+        from emgd.model.runtime import OnnxModel
+
+        loaded = OnnxModel(model)
+        return loaded, loaded.contract, loaded.spec.history, loaded.identity
+    runner_contract = getattr(model, "contract", None)
+    chosen = contract if contract is not None else runner_contract
+    if not isinstance(chosen, PreprocessContract):
+        raise ModelError("evaluate_model: a runner without a .contract needs contract=")
+    spec = getattr(model, "spec", None)
+    n_history = history if history is not None else getattr(spec, "history", DEFAULT_HISTORY)
+    identity = str(getattr(model, "identity", type(model).__name__))
+    return model, chosen, int(n_history), identity
+
+
+def _commander(mode: str, rest_deg: FloatArray, targets_deg: FloatArray) -> Commander | None:
+    if mode == "closed_loop":
+        return None
+    if mode == "rest":
+        return lambda hop: rest_deg
+    if mode == "target":
+        return lambda hop: targets_deg[hop.newest_index]
+    raise ConfigError(f"history_mode = {mode!r}: must be one of {', '.join(HISTORY_MODES)}")
+
+
+def evaluate_model(
+    model: str | Path | Runner,
+    split: Split,
+    *,
+    contract: PreprocessContract | None = None,
+    history: int | None = None,
+    history_mode: HistoryMode = "closed_loop",
+    baselines: bool = True,
+    block_s: float = DEFAULT_REPLAY_BLOCK_S,
+) -> dict[str, Any]:
+    """Score a model in closed loop on a split's test side, with the baselines beside it.
+
+    Parameters
+    ----------
+    model:
+        A model file (loaded with :class:`~emgd.model.runtime.OnnxModel`) or any runner
+        with ``infer(window (W, C), history_deg) -> (5,)``.
+    split:
+        One participant's train and test recordings.
+    contract:
+        Required for a runner that has no ``.contract``; overrides it otherwise.
+    history:
+        History vectors the runner expects (default: its ``.spec.history``, else 2).
+    history_mode:
+        What the model sees as history (see :data:`HISTORY_MODES`); ``"closed_loop"`` is
+        the official score.
+    baselines:
+        Also fit and score the ridge and LDA baselines and "always rest" (seconds).
+    block_s:
+        Block length of the replay (the result does not depend on it).
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``dataset``, ``participant``, ``model``, ``history_mode``, ``network``
+        (``mae_deg`` per finger, ``mae_mean_deg``, ``r2``, ``r2_mean``, ``ramp_r``,
+        ``ramp_r_per_file``, ``n`` hops, ``ms_per_hop``), and with ``baselines``:
+        ``ridge``, ``lda``, ``rest`` (same keys, from
+        :func:`emgd.baselines.evaluate_baselines`), ``baseline_windows``, ``best_baseline``
+        and ``network_vs_best_pct`` (negative = the network's mean MAE is lower), plus
+        ``calibration`` and ``seconds``.
+
+    Raises
+    ------
+    ModelError
+        When the split's rate or channel count is not the model's (naming both values).
+    CalibrationError
+        When the training side cannot be calibrated.
+    """
+    runner, chosen, n_history, identity = _resolve_model(model, contract, history)
+    where = f"dataset {split.dataset} {split.participant}"
+    n_channels, fs_hz = check_same_layout([*split.train, *split.test], where)
+    chosen.check_layout(fs_hz, n_channels, where)
+
+    started = time.perf_counter()
+    calibration = calibration_from_training(split.train, chosen.filter_spec, f"{where} train")
+    calibrated = time.perf_counter()
+
+    test = build_stream(split.test, chosen.filter_spec)
+    raw_uv = np.concatenate([rec.emg for rec in test.recordings], axis=0)
+    pipeline = InferencePipeline(chosen, calibration.normaliser, runner, history=n_history)
+    commander = _commander(history_mode, pipeline.rest_deg, test.targets_deg)
+    block_frames = max(1, round(block_s * fs_hz))
+    replay = replay_closed_loop(pipeline, raw_uv, commander=commander, block_frames=block_frames)
+    replayed = time.perf_counter()
+    if replay.newest_index.size == 0:
+        raise ModelError(
+            f"{where}: the test stream ({raw_uv.shape[0]} samples) is shorter than one "
+            f"window ({chosen.window_samples} samples)"
+        )
+
+    predicted = pipeline.clamp(replay.angles_deg)
+    target = test.targets_deg[replay.newest_index]
+    network = summarise(predicted, target)
+    file_of_hop = test.file_index[replay.newest_index]
+    ramps: dict[str, float] = {}
+    for i, rec in enumerate(test.recordings):
+        hops = file_of_hop == i
+        if rec.is_ramp and int(hops.sum()) >= 2:
+            r = ramp_correlation(predicted[hops], target[hops])
+            if math.isfinite(r):
+                ramps[rec.source] = r
+    network["ramp_r"] = mean_ignoring_nan(list(ramps.values())) if ramps else None
+    network["ramp_r_per_file"] = ramps
+    network["ms_per_hop"] = MS_PER_S * (replayed - calibrated) / replay.newest_index.size
+
+    result: dict[str, Any] = {
+        "dataset": split.dataset,
+        "participant": split.participant,
+        "model": identity,
+        "history_mode": history_mode,
+        "window_samples": chosen.window_samples,
+        "hop_samples": chosen.hop_samples,
+        "network": network,
+        "calibration": {
+            "scale": calibration.normaliser.scale.tolist(),
+            "offset": calibration.normaliser.offset.tolist(),
+            "effort_to_rest": calibration.effort_to_rest.tolist(),
+        },
+    }
+    seconds = {"calibration": calibrated - started, "replay": replayed - calibrated}
+    if baselines:
+        base = evaluate_baselines(split.train, split.test)
+        for name in ("ridge", "lda", "rest"):
+            result[name] = base[name]
+        result["baseline_windows"] = {
+            key: base[key] for key in ("window_s", "hop_s", "n_train_windows", "n_test_windows")
+        }
+        best = min(("ridge", "lda"), key=lambda name: float(base[name]["mae_mean_deg"]))
+        best_mae = float(base[best]["mae_mean_deg"])
+        result["best_baseline"] = best
+        result["network_vs_best_pct"] = (
+            100.0 * (float(network["mae_mean_deg"]) - best_mae) / best_mae if best_mae > 0 else None
+        )
+        seconds["baselines"] = time.perf_counter() - replayed
+    result["seconds"] = seconds
+    return result
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def _cell(value: object, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(value, fmt)
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """One participant's table: per-finger MAE, mean MAE, mean R² and ramp r per system."""
+    lines = [
+        f"{result['dataset']} {result['participant']}: {result['model']}, "
+        f"{result['history_mode'].replace('_', ' ')}, {result['network']['n']} hops, "
+        f"{result['network']['ms_per_hop']:.2f} ms/hop",
+    ]
+    header = ["system", *FINGERS, "MAE", "R2", "ramp r"]
+    rows = [header]
+    for name in SYSTEMS:
+        if name not in result:
+            continue
+        report = result[name]
+        rows.append(
+            [
+                SYSTEM_LABELS[name],
+                *(_cell(report["mae_deg"][f], ".1f") for f in FINGERS),
+                _cell(report["mae_mean_deg"], ".1f"),
+                _cell(report["r2_mean"], ".2f"),
+                _cell(report.get("ramp_r"), ".2f"),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  " + "  ".join(cells))
+    lines.append("  (MAE in degrees, at every hop for the network, every 50 ms for the baselines)")
+    if result.get("network_vs_best_pct") is not None:
+        best = result["best_baseline"]
+        lines.append(
+            f"  network vs the better baseline ({SYSTEM_LABELS[best]}): "
+            f"{result['network_vs_best_pct']:+.1f} % mean MAE"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def format_summary(results: Sequence[dict[str, Any]]) -> str:
+    """Mean MAE of every system, one row per participant (and their mean)."""
+    systems = [name for name in SYSTEMS if all(name in r for r in results)]
+    header = ["participant", *(SYSTEM_LABELS[s] for s in systems)]
+    rows = [header]
+    for r in results:
+        rows.append([r["participant"], *(_cell(r[s]["mae_mean_deg"], ".1f") for s in systems)])
+    if len(results) > 1:
+        rows.append(
+            [
+                "mean",
+                *(
+                    _cell(float(np.mean([r[s]["mae_mean_deg"] for r in results])), ".1f")
+                    for s in systems
+                ),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["mean MAE (deg)"]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  " + "  ".join(cells))
+    return "\n".join(lines) + "\n"
