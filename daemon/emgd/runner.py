@@ -1,0 +1,495 @@
+"""The daemon: start-up in order, the control loop every hop, signals, watchdog and status.
+
+This is the one place that owns the clock, the processes and threads, the signals and the
+watchdog. Start-up: config → model (contract checked against the config) → calibration →
+acquisition process (chip ID, register read-back) → servo board → servos to a known pose
+→ READY. Every hop (the model's hop, 20 ms by default, one servo frame) it takes the new
+frames from the acquisition ring, runs filter → window → model through
+:class:`~emgd.pipeline.InferencePipeline`, passes the result through
+:class:`~emgd.safety.SafetyGate` and writes the five servos; it records the latency of
+each stage, publishes an immutable status snapshot, and pings the watchdog only while
+the loop is healthy. The stages themselves live elsewhere; this module only composes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emgd import __version__, calibration_store
+from emgd.acquisition import AcquisitionProcess, RealtimeRequest
+from emgd.board import ServoSide, open_servo_side
+from emgd.clock import NS_PER_S, Clock, SystemClock
+from emgd.config import FINGERS, Config
+from emgd.errors import CalibrationError, EmgdError, HardwareIOError, ModelError
+from emgd.poses import pose_angles_deg
+from emgd.safety import SafetyGate, SafetySettings, SafetyState
+from emgd.systemd import Notifier
+
+log = logging.getLogger("emgd.runner")
+
+DEFAULT_MODEL_NAMES = ("default.onnx",)
+SYSTEM_MODEL_DIR = Path("/usr/share/emgd/models")
+SOURCE_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+SYSTEM_RUNTIME_DIR = Path("/run/emgd")
+SYSTEM_STATE_DIR = Path("/var/lib/emgd")
+SOCKET_NAME = "emgd.sock"
+LATENCY_WINDOW = 2000
+STAGES = ("acquire", "filter", "infer", "safety", "i2c_write", "end_to_end")
+STATUS_EVERY_HOPS = 5
+#: Longest walk to the safe pose at shutdown (hops); 180° at 60°/s takes 150.
+SHUTDOWN_MAX_HOPS = 500
+#: A hop that starts this many hops late is skipped rather than run twice.
+MAX_CATCH_UP_HOPS = 2
+
+
+def resolve_model_path(config: Config) -> Path:
+    """The configured model, or the shipped default (system install, then source tree)."""
+    if config.model.path:
+        return Path(config.model.path)
+    for folder in (SYSTEM_MODEL_DIR, SOURCE_MODEL_DIR):
+        for name in DEFAULT_MODEL_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+    raise ModelError(
+        f"no model configured (model.path) and no default model in {SYSTEM_MODEL_DIR} or "
+        f"{SOURCE_MODEL_DIR}"
+    )
+
+
+def _writable_dir(candidates: list[Path]) -> Path:
+    for path in candidates:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(path, os.W_OK):
+            return path
+    raise EmgdError(f"none of {', '.join(map(str, candidates))} is a writable folder")
+
+
+def resolve_runtime_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
+    """Where the status socket lives: config, $RUNTIME_DIRECTORY, /run/emgd, or a per-user
+    folder in the temp dir when run by hand without root."""
+    env = os.environ if env is None else env
+    if config.daemon.runtime_dir:
+        return Path(config.daemon.runtime_dir)
+    if env.get("RUNTIME_DIRECTORY"):
+        return Path(env["RUNTIME_DIRECTORY"].split(":")[0])
+    user_dir = Path(tempfile.gettempdir()) / f"emgd-{os.getuid()}"
+    return _writable_dir([SYSTEM_RUNTIME_DIR, user_dir])
+
+
+def resolve_state_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
+    """Where calibrations live: config, $STATE_DIRECTORY, /var/lib/emgd, or ~/.local/state."""
+    env = os.environ if env is None else env
+    if config.daemon.state_dir:
+        return Path(config.daemon.state_dir)
+    if env.get("STATE_DIRECTORY"):
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    return _writable_dir([SYSTEM_STATE_DIR, Path.home() / ".local" / "state" / "emgd"])
+
+
+class LatencyRecorder:
+    """The last ``LATENCY_WINDOW`` durations per stage, in ms, with percentiles."""
+
+    def __init__(self) -> None:
+        self._samples: dict[str, deque[float]] = {s: deque(maxlen=LATENCY_WINDOW) for s in STAGES}
+
+    def add(self, stage: str, duration_ns: int) -> None:
+        self._samples[stage].append(duration_ns / 1e6)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for stage, values in self._samples.items():
+            if values:
+                arr = np.fromiter(values, dtype=np.float64)
+                out[stage] = {
+                    "p50": float(np.percentile(arr, 50)),
+                    "p99": float(np.percentile(arr, 99)),
+                    "max": float(arr.max()),
+                }
+        return out
+
+
+def safety_settings(config: Config, servo_side: ServoSide) -> SafetySettings:
+    """Safety limits from ``[safety]`` and each finger's mechanical limits."""
+    cals = servo_side.servos.servos
+    s = config.safety
+    return SafetySettings(
+        min_angle_deg=tuple(c.min_angle_deg for c in cals),
+        max_angle_deg=tuple(c.max_angle_deg for c in cals),
+        max_rate_deg_s=s.max_rate_deg_s,
+        safe_pose_deg=tuple(float(a) for a in pose_angles_deg(s.safe_pose)),
+        safe_pose_rate_deg_s=s.safe_pose_rate_deg_s,
+        fault_hold_s=s.fault_hold_s,
+        smoothing=s.smoothing,
+        min_cutoff_hz=s.min_cutoff_hz,
+        beta=s.beta,
+    )
+
+
+class Daemon:
+    """The running controller.
+
+    Parameters
+    ----------
+    config:
+        The validated configuration.
+    clock:
+        The loop's clock (the acquisition process always uses the system clock).
+    notifier:
+        sd_notify sender (a no-op outside systemd).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.notifier = notifier or Notifier(env)
+        self._env = os.environ if env is None else env
+        self.latency = LatencyRecorder()
+        self.started_ns = self.clock.monotonic_ns()
+        self.state = "starting"
+        self._commands: deque[Callable[[], None]] = deque()
+        self._snapshot: dict[str, Any] = {"state": "starting", "version": __version__}
+        self._acq: AcquisitionProcess | None = None
+        self._servo: ServoSide | None = None
+        self._pipeline: Any = None
+        self._safety: SafetyGate | None = None
+        self._model: Any = None
+        self._calibration: calibration_store.StoredCalibration | None = None
+        self._hop_ns = 0
+        self._last_frame_ns = 0
+        self._frames = 0
+        self._overrun = 0
+        self._model_deg = np.full(5, np.nan)
+        self._intent_deg: np.ndarray | None = None
+        self._rms_uv = np.zeros(config.adc.channels)
+        self._railed_mask = 0
+        self._lead_off_mask = 0
+        self._i2c_failed = False
+        self._last_watchdog_ns = 0
+        self._faults: list[str] = []
+        self.hardware: dict[str, str] = {}
+        self.state_dir = Path()
+        self.hops = 0
+
+    # ------------------------------------------------------------------ start-up
+    def start(self) -> None:
+        """Bring everything up in order; any failure raises one clear EmgdError."""
+        from emgd.model.runtime import OnnxModel
+        from emgd.pipeline import InferencePipeline
+
+        cfg = self.config
+        model_path = resolve_model_path(cfg)
+        self._model = OnnxModel(model_path)
+        contract = self._model.contract
+        contract.check_against(cfg)
+        contract = dataclasses.replace(
+            contract,
+            filter_spec=dataclasses.replace(contract.filter_spec, mains_hz=cfg.model.mains_hz),
+        )
+        self.state_dir = resolve_state_dir(cfg, self._env)
+        self._calibration = self._load_calibration(contract.n_channels)
+        self._hop_ns = round(contract.hop_samples * NS_PER_S / contract.sample_rate_hz)
+
+        d = cfg.daemon
+        realtime = RealtimeRequest(
+            fifo_priority=d.realtime_priority,
+            cpu=None if d.acquisition_cpu < 0 else d.acquisition_cpu,
+            lock_memory=d.lock_memory,
+        )
+        self._acq = AcquisitionProcess(cfg, realtime)
+        info = self._acq.start()
+        for note in info.realtime_notes:
+            log.warning("acquisition: %s", note)
+        try:
+            self._servo = open_servo_side(cfg, self.clock)
+            safety = safety_settings(cfg, self._servo)
+            self._safety = SafetyGate(safety, safety.safe_pose_deg)
+            self._servo.servos.write_angles(self._safety.commanded_deg.tolist())
+        except BaseException:
+            self._acq.stop()
+            raise
+        self._pipeline = InferencePipeline(
+            contract, self._calibration.normaliser(), self._model, history=self._model.spec.history
+        )
+        self._last_frame_ns = self.clock.monotonic_ns()
+        self.started_ns = self.clock.monotonic_ns()
+        self.state = "running"
+        self.hardware = {"adc": info.description, "servo": self._servo.description}
+        log.info(
+            "emgd %s ready: config %s; model %s; calibration %s (%s); %s; %s",
+            __version__,
+            cfg.source,
+            self._model.identity,
+            self._calibration.identity(),
+            self._calibration.source,
+            info.description,
+            self._servo.description,
+        )
+        self._publish_status()
+        self.notifier.ready(f"running: {info.sample_rate_hz:g} Hz, model {self._model.identity}")
+
+    def _load_calibration(self, n_channels: int) -> calibration_store.StoredCalibration:
+        stored = calibration_store.load(self.state_dir)
+        if stored is None:
+            card = self._model.card if isinstance(self._model.card, dict) else {}
+            default = card.get("calibration")
+            if default is None:
+                raise CalibrationError(
+                    f"no calibration in {self.state_dir} and the model carries none: "
+                    "run 'emgd calibrate'"
+                )
+            stored = calibration_store.StoredCalibration.from_dict(
+                default, f"{self._model.path} (training calibration)"
+            )
+            log.warning(
+                "no calibration in %s: using the one the model was trained with; run "
+                "'emgd calibrate' for this wearer and these electrodes",
+                self.state_dir,
+            )
+        if stored.n_channels != n_channels:
+            raise CalibrationError(
+                f"calibration has {stored.n_channels} channels, the model expects {n_channels}"
+            )
+        return stored
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, should_stop: Callable[[], bool], duration_s: float | None = None) -> None:
+        """Hop on absolute deadlines until ``should_stop()`` or ``duration_s`` elapses."""
+        next_ns = self.clock.monotonic_ns() + self._hop_ns
+        end_ns = None if duration_s is None else self.started_ns + round(duration_s * NS_PER_S)
+        while not should_stop():
+            self.clock.sleep_until_ns(next_ns)
+            now = self.clock.monotonic_ns()
+            if end_ns is not None and now >= end_ns:
+                break
+            self.hop()
+            next_ns += self._hop_ns
+            if now - next_ns > MAX_CATCH_UP_HOPS * self._hop_ns:
+                next_ns = now + self._hop_ns
+
+    def submit(self, command: Callable[[], None]) -> None:
+        """Run ``command`` in the loop thread at the next hop (for socket handlers)."""
+        self._commands.append(command)
+
+    def hop(self) -> None:
+        """One control step: frames → pipeline → safety → servos → status."""
+        assert self._acq and self._pipeline and self._safety and self._servo
+        clock = self.clock
+        while self._commands:
+            self._commands.popleft()()
+        t_start = clock.monotonic_ns()
+        batch = self._acq.read_new()
+        t_read = clock.monotonic_ns()
+        faults: set[str] = set()
+        self._overrun += batch.overrun_frames
+        if batch.overrun_frames:
+            faults.add("overrun")
+        if batch.n_frames:
+            self._frames += batch.n_frames
+            self._last_frame_ns = t_read
+            newest_ns = int(batch.timestamp_ns[-1])
+            self.latency.add("acquire", max(0, t_read - newest_ns))
+            emg = batch.emg_uv.astype(np.float64)
+            self._rms_uv = np.sqrt(np.mean(emg * emg, axis=0))
+            self._railed_mask = int(np.bitwise_or.reduce(batch.railed))
+            self._lead_off_mask = int(np.bitwise_or.reduce(batch.lead_off))
+            if self._railed_mask:
+                faults.add("railed")
+            if not np.all(np.isnan(batch.intent_deg[-1])):
+                self._intent_deg = batch.intent_deg[-1].astype(np.float64)
+        else:
+            newest_ns = None
+        if (t_read - self._last_frame_ns) / NS_PER_S > self.config.safety.stale_after_s:
+            faults.add("stale")
+        if not self._acq.alive():
+            faults.add("acquisition")
+        if self._i2c_failed:
+            faults.add("i2c")
+
+        outs = []
+        model_failed = False
+        t_filter = t_infer = t_safety = 0
+        if batch.n_frames:
+            try:
+                t0 = clock.monotonic_ns()
+                windows = self._pipeline.windows(batch.emg_uv)
+                t_filter = clock.monotonic_ns() - t0
+                for window in windows:
+                    t1 = clock.monotonic_ns()
+                    hop = self._pipeline.step(
+                        window.frames, self._pipeline.history_deg, window.newest_index
+                    )
+                    t2 = clock.monotonic_ns()
+                    self._model_deg = hop.angles_deg
+                    outs.append(self._safety.step(t2, hop.angles_deg, faults))
+                    # The model sees what was really commanded, not what it proposed.
+                    self._pipeline.command(outs[-1].commanded_deg)
+                    t_infer += t2 - t1
+                    t_safety += clock.monotonic_ns() - t2
+            except (EmgdError, ValueError, RuntimeError) as exc:
+                model_failed = True
+                log.error("model step failed: %s", exc)
+        if model_failed or (faults and not outs):
+            # No usable proposal this hop: the gate holds, or walks to the safe pose.
+            t2 = clock.monotonic_ns()
+            proposal = None if model_failed else self._model_deg
+            outs.append(self._safety.step(t2, proposal, faults))
+            t_safety += clock.monotonic_ns() - t2
+        out = outs[-1] if outs else None
+        t_safety1 = clock.monotonic_ns()
+        commanded = self._safety.commanded_deg
+        try:
+            self._servo.servos.write_angles(commanded.tolist())
+            self._i2c_failed = False
+        except HardwareIOError as exc:
+            self._i2c_failed = True
+            log.error("servo write failed: %s", exc)
+        t_written = clock.monotonic_ns()
+        if self._servo.hand is not None:
+            self._servo.hand.update()
+
+        if batch.n_frames:
+            self.latency.add("filter", t_filter)
+        if outs:
+            if t_infer:
+                self.latency.add("infer", t_infer)
+            self.latency.add("safety", t_safety)
+        self.latency.add("i2c_write", t_written - t_safety1)
+        if newest_ns is not None:
+            self.latency.add("end_to_end", t_written - newest_ns)
+        state = (
+            out.state
+            if out is not None
+            else (SafetyState.HOLD if self._safety.paused else SafetyState.RUNNING)
+        )
+        self.state = state.value
+        self._faults = sorted(out.faults) if out is not None else []
+        self.hops += 1
+        if self.hops % STATUS_EVERY_HOPS == 0:
+            self._publish_status()
+        healthy = not faults and not model_failed
+        interval = self.notifier.watchdog_interval_s()
+        due = interval is not None and (t_written - self._last_watchdog_ns) / NS_PER_S >= interval
+        if healthy and due:
+            self.notifier.watchdog()
+            self._last_watchdog_ns = t_written
+        del t_start, t_safety1
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        """The latest immutable snapshot (safe to call from another thread)."""
+        return self._snapshot
+
+    def _publish_status(self) -> None:
+        assert self._acq is not None and self._safety is not None
+        stats = self._acq.stats()
+        elapsed_s = max(1e-9, (self.clock.monotonic_ns() - self.started_ns) / NS_PER_S)
+        hand = None
+        if self._servo is not None and self._servo.hand is not None:
+            hand = [float(a) for a in self._servo.hand.angles_deg]
+        self._snapshot = {
+            "state": self.state,
+            "faults": list(self._faults),
+            "uptime_s": elapsed_s,
+            "version": __version__,
+            "config_path": self.config.source,
+            "model": {"identity": self._model.identity, "path": str(self._model.path)},
+            "calibration": None
+            if self._calibration is None
+            else {
+                "identity": self._calibration.identity(),
+                "created": self._calibration.created,
+                "source": self._calibration.source,
+            },
+            "hardware": dict(self.hardware),
+            "acquisition": {
+                "sample_rate_hz": float(self.config.adc.sample_rate_hz),
+                "achieved_rate_hz": (stats.frames_read + stats.frames_lost) / elapsed_s,
+                "frames": stats.frames_read,
+                "lost": stats.frames_lost,
+                "stale": stats.frames_stale,
+                "railed": stats.frames_railed,
+                "invalid": stats.frames_invalid,
+                "timeouts": stats.timeouts,
+                "overrun": self._overrun,
+            },
+            "latency_ms": self.latency.summary(),
+            "channels": [
+                {
+                    "rms_uv": float(self._rms_uv[c]),
+                    "railed": bool(self._railed_mask >> c & 1),
+                    "lead_off": bool(self._lead_off_mask >> c & 1),
+                }
+                for c in range(self.config.adc.channels)
+            ],
+            "angles_deg": {
+                "fingers": list(FINGERS),
+                "commanded": [float(a) for a in self._safety.commanded_deg],
+                "model": [float(a) for a in self._model_deg],
+                "intent": None
+                if self._intent_deg is None
+                else [float(a) for a in self._intent_deg],
+                "hand": hand,
+            },
+        }
+
+    # ------------------------------------------------------------------ shutdown
+    def pause(self) -> None:
+        assert self._safety is not None
+        self._safety.pause()
+
+    def resume(self) -> None:
+        assert self._safety is not None
+        self._safety.resume()
+
+    def shutdown(self) -> None:
+        """Walk the hand to the configured safe pose at the safe-pose speed, then stop.
+
+        The PCA9685 keeps the last pulses after the process exits, so the hand stays there.
+        """
+        self.notifier.stopping()
+        if self._safety is not None and self._servo is not None:
+            settings = safety_settings(self.config, self._servo)
+            lo, hi = np.array(settings.min_angle_deg), np.array(settings.max_angle_deg)
+            target = np.clip(np.array(settings.safe_pose_deg), lo, hi)
+            current = self._safety.commanded_deg
+            step_deg = settings.safe_pose_rate_deg_s * self._hop_ns / NS_PER_S
+            next_ns = self.clock.monotonic_ns()
+            for _ in range(SHUTDOWN_MAX_HOPS):
+                if np.allclose(current, target, atol=1e-6):
+                    break
+                current = np.clip(current + np.clip(target - current, -step_deg, step_deg), lo, hi)
+                try:
+                    self._servo.servos.write_angles(current.tolist())
+                except HardwareIOError as exc:
+                    log.error("servo write failed during shutdown: %s", exc)
+                    break
+                next_ns += self._hop_ns
+                self.clock.sleep_until_ns(next_ns)
+                if self._servo.hand is not None:
+                    self._servo.hand.update()
+            log.info("stopped with the hand at %s", ", ".join(f"{a:.0f}°" for a in current))
+        if self._acq is not None:
+            self._acq.stop()
+            self._acq = None
+        if self._servo is not None:
+            self._servo.close()
+            self._servo = None

@@ -1,0 +1,96 @@
+"""Tests of the daemon runner on the simulated board with a small exported model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emgd.calibration_store import StoredCalibration
+from emgd.config import Config, load_config
+from emgd.errors import ModelError
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained but real network, exported with a training calibration in its card."""
+    from emgd.dsp.filters import FilterSpec
+    from emgd.model.contract import PreprocessContract
+    from emgd.model.export import export_onnx
+    from emgd.model.network import EmgNet
+    from emgd.model.spec import ModelSpec
+
+    spec = ModelSpec(sample_rate_hz=1000.0, n_channels=8, common_length=5, mlp=(16, 8))
+    net = EmgNet(spec, seed=0)
+    contract = PreprocessContract.for_spec(spec, FilterSpec(mains_hz=50.0))
+    cal = StoredCalibration(
+        offset=(0.0,) * 8, scale=(20.0,) * 8, sample_rate_hz=1000.0, source="test"
+    )
+    path = tmp_path_factory.mktemp("model") / "small.onnx"
+    export_onnx(net, spec, contract, {"calibration": cal.to_dict()}, path)
+    return path
+
+
+def daemon_config(model: Path, tmp_path: Path, *extra: str) -> Config:
+    return load_config(
+        env={},
+        overrides=[
+            f"model.path={str(model)!r}",
+            f"daemon.runtime_dir={str(tmp_path / 'run')!r}",
+            f"daemon.state_dir={str(tmp_path / 'state')!r}",
+            "daemon.realtime_priority=0",
+            "daemon.lock_memory=false",
+            *extra,
+        ],
+    )
+
+
+def test_runs_on_the_simulated_board_and_reports(small_model: Path, tmp_path: Path) -> None:
+    from emgd.runner import Daemon
+
+    daemon = Daemon(daemon_config(small_model, tmp_path), env={})
+    daemon.start()
+    try:
+        daemon.run(lambda: False, duration_s=2.5)
+        status = daemon.status()
+        assert status["state"] in ("running", "fault")
+        acq = status["acquisition"]
+        assert acq["frames"] > 1500
+        assert status["model"]["identity"].startswith("small.onnx@")
+        assert status["calibration"]["source"] == "test"
+        cmd = np.array(status["angles_deg"]["commanded"])
+        assert np.all((cmd >= 0) & (cmd <= 180))
+        assert status["latency_ms"]["infer"]["p50"] > 0
+        assert "end_to_end" in status["latency_ms"]
+        assert len(status["channels"]) == 8
+        assert daemon.hops > 80
+    finally:
+        daemon.shutdown()
+
+
+def test_shutdown_leaves_the_hand_in_the_safe_pose(small_model: Path, tmp_path: Path) -> None:
+    from emgd.runner import Daemon
+
+    daemon = Daemon(daemon_config(small_model, tmp_path, "safety.safe_pose=open"), env={})
+    daemon.start()
+    servo = daemon._servo
+    assert servo is not None and servo.pca is not None
+    pca = servo.pca
+    daemon.run(lambda: False, duration_s=0.3)
+    daemon.shutdown()
+    # 0° on every finger: 500 µs with the default calibration.
+    for channel in range(5):
+        pulse = pca.pulse_us(channel)
+        assert pulse is not None and abs(pulse - 500.0) < 5.0
+
+
+def test_a_model_for_another_rate_is_refused_naming_both(small_model: Path, tmp_path: Path) -> None:
+    from emgd.runner import Daemon
+
+    config = daemon_config(small_model, tmp_path, "adc.sample_rate_hz=2000")
+    with pytest.raises(ModelError, match="2000"):
+        Daemon(config, env={}).start()
