@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="override one option (repeatable; beats env and file)",
         )
 
+    run = sub.add_parser("run", help="the controller (what systemd starts)")
+    config_options(run)
+    run.add_argument(
+        "--simulate", action="store_true", help="the simulated board (no hardware, no files)"
+    )
+    run.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S s")
+
     mon = sub.add_parser("monitor", help="live view of EMG and servo pulses, no model")
     config_options(mon)
     mon.add_argument(
@@ -114,6 +121,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     args = build_parser().parse_args(argv)
     setup_logging(debug=args.debug)
     try:
+        if args.command == "run":
+            return _run(args)
         if args.command == "monitor":
             return _monitor(args, out)
         if args.command == "config":
@@ -208,6 +217,23 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from emgd.config import load_config
+    from emgd.runner import Daemon
+
+    extra = ["adc.bus=simulated", "servo.bus=simulated"] if args.simulate else []
+    config = load_config(args.config, overrides=[*args.set, *extra])
+    stop = _StopFlag(also_sigint=True)
+    daemon = Daemon(config)
+    try:
+        daemon.start()
+        daemon.run(lambda: stop.requested, duration_s=args.duration)
+    finally:
+        stop.restore()
+        daemon.shutdown()
+    return 0
+
+
 def _monitor(args: argparse.Namespace, out: TextIO) -> int:
     from emgd.board import open_board
     from emgd.clock import SystemClock
@@ -264,14 +290,16 @@ def _monitor(args: argparse.Namespace, out: TextIO) -> int:
 
 
 class _StopFlag:
-    """SIGTERM sets a flag the loop checks, so the hardware is closed cleanly."""
+    """SIGTERM (and SIGINT if asked) set a flag the loop checks, so shutdown is orderly."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, also_sigint: bool = False) -> None:
         self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        self._signals = [signal.SIGTERM, *([signal.SIGINT] if also_sigint else [])]
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self._signals}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
 
     def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)

@@ -45,6 +45,8 @@ SOCKET_NAME = "emgd.sock"
 LATENCY_WINDOW = 2000
 STAGES = ("acquire", "filter", "infer", "safety", "i2c_write", "end_to_end")
 STATUS_EVERY_HOPS = 5
+#: A one-line summary goes to the journal this often.
+SUMMARY_EVERY_S = 10.0
 #: Longest walk to the safe pose at shutdown (hops); 180° at 60°/s takes 150.
 SHUTDOWN_MAX_HOPS = 500
 #: A hop that starts this many hops late is skipped rather than run twice.
@@ -385,6 +387,8 @@ class Daemon:
         self.hops += 1
         if self.hops % STATUS_EVERY_HOPS == 0:
             self._publish_status()
+        if self.hops % max(1, round(SUMMARY_EVERY_S * NS_PER_S / self._hop_ns)) == 0:
+            self._log_summary()
         healthy = not faults and not model_failed
         interval = self.notifier.watchdog_interval_s()
         due = interval is not None and (t_written - self._last_watchdog_ns) / NS_PER_S >= interval
@@ -450,6 +454,28 @@ class Daemon:
                 "hand": hand,
             },
         }
+
+    def _log_summary(self) -> None:
+        snap = self._snapshot
+        acq = snap.get("acquisition", {})
+        lat = snap.get("latency_ms", {}).get("end_to_end", {})
+        angles = snap.get("angles_deg", {})
+        cmd = " ".join(f"{a:.0f}" for a in angles.get("commanded", []))
+        intent = angles.get("intent")
+        intent_text = "" if intent is None else " intent " + " ".join(f"{a:.0f}" for a in intent)
+        log.info(
+            "%s: %.1f Hz, %d frames, %d lost, %d overrun; latency p50 %.2f ms p99 %.2f ms; "
+            "commanded %s%s",
+            snap.get("state"),
+            acq.get("achieved_rate_hz", 0.0),
+            acq.get("frames", 0),
+            acq.get("lost", 0),
+            acq.get("overrun", 0),
+            lat.get("p50", float("nan")),
+            lat.get("p99", float("nan")),
+            cmd,
+            intent_text,
+        )
 
     # ------------------------------------------------------------------ shutdown
     def pause(self) -> None:
