@@ -1,0 +1,671 @@
+"""Tests of emgd.status_server over a real Unix socket in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emgd.errors import ConfigError
+from emgd.status_server import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    PERMISSION_DENIED,
+    REQUEST_FAILED,
+    TOO_MANY_CLIENTS,
+    InvalidParams,
+    PeerCred,
+    SocketCounters,
+    StatusServer,
+    StatusSocketError,
+)
+
+FAST_REPLY_S = 0.5  # generous bound for "still answers quickly" on a loaded CI machine
+WAIT_S = 5.0
+
+
+def echo(params: dict[str, Any], peer: PeerCred) -> object:
+    return params
+
+
+def whoami(params: dict[str, Any], peer: PeerCred) -> object:
+    return {"pid": peer.pid, "uid": peer.uid, "gid": peer.gid}
+
+
+def boom(params: dict[str, Any], peer: PeerCred) -> object:
+    raise RuntimeError("kaput")
+
+
+def refuse(params: dict[str, Any], peer: PeerCred) -> object:
+    raise ConfigError("model.path = /nope: file not found")
+
+
+def needs_finger(params: dict[str, Any], peer: PeerCred) -> object:
+    if "finger" not in params:
+        raise InvalidParams("'finger' is required")
+    return params["finger"]
+
+
+def not_json(params: dict[str, Any], peer: PeerCred) -> object:
+    return {"when": object()}
+
+
+def nan_result(params: dict[str, Any], peer: PeerCred) -> object:
+    return {"rms_uv": [1.5, float("nan"), float("inf")]}
+
+
+BLOB = "x" * 4000
+
+
+def blob(params: dict[str, Any], peer: PeerCred) -> object:
+    return BLOB
+
+
+HANDLERS = {
+    "echo": echo,
+    "whoami": whoami,
+    "boom": boom,
+    "refuse": refuse,
+    "needs_finger": needs_finger,
+    "not_json": not_json,
+    "nan": nan_result,
+    "blob": blob,
+}
+
+
+@pytest.fixture
+def sock_path(tmp_path: Path) -> Path:
+    path = tmp_path / "s.sock"
+    assert len(os.fsencode(path)) < 80, "tmp_path too long for a Unix socket"
+    return path
+
+
+@pytest.fixture
+def server(sock_path: Path) -> Iterator[StatusServer]:
+    srv = StatusServer(sock_path, HANDLERS, privileged=frozenset({"whoami"}))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+class Conn:
+    """A blocking test client speaking raw bytes."""
+
+    def __init__(self, path: Path, timeout_s: float = WAIT_S) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.sock.connect(os.fspath(path))
+                break
+            except BlockingIOError:  # listen backlog full for a moment: EAGAIN on AF_UNIX
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> bytes:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed with {self.buf!r} pending")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.send(json.dumps(request).encode() + b"\n")
+        reply = json.loads(self.line())
+        assert isinstance(reply, dict)
+        return reply
+
+    def at_eof(self) -> bool:
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return True
+            self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def wait_for(predicate: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+# --- protocol ---------------------------------------------------------------------------------
+
+
+def test_round_trip_exact_bytes(server: StatusServer, sock_path: Path) -> None:
+    conn = Conn(sock_path)
+    conn.send(b'{"id": 1, "method": "echo", "params": {"a": [1, 2], "b": "\xc2\xb5V"}}\n')
+    assert conn.line() == '{"id":1,"result":{"a":[1,2],"b":"µV"}}\n'.encode()
+    conn.send(b'{"id": "x", "method": "echo"}\r\n')  # no params, CRLF ending
+    assert conn.line() == b'{"id":"x","result":{}}\n'
+    conn.close()
+
+
+def test_several_requests_in_one_write_answered_in_order(server: StatusServer, sock_path: Path):
+    conn = Conn(sock_path)
+    conn.send(
+        b"".join(b'{"id":%d,"method":"echo","params":{"n":%d}}\n' % (i, i) for i in range(50))
+    )
+    for i in range(50):
+        assert json.loads(conn.line()) == {"id": i, "result": {"n": i}}
+    conn.close()
+
+
+def test_request_split_across_writes(server: StatusServer, sock_path: Path) -> None:
+    conn = Conn(sock_path)
+    for piece in (b'{"id":7,"me', b'thod":"ec', b'ho","params":{}', b"}\n"):
+        conn.send(piece)
+        time.sleep(0.01)
+    assert conn.line() == b'{"id":7,"result":{}}\n'
+    conn.close()
+
+
+def test_garbage_line_gets_parse_error_and_connection_stays_usable(
+    server: StatusServer, sock_path: Path
+) -> None:
+    conn = Conn(sock_path)
+    conn.send(b"hello there\n")
+    reply = json.loads(conn.line())
+    assert reply["id"] is None
+    assert reply["error"]["code"] == PARSE_ERROR == -32700
+    assert reply["error"]["message"].startswith("parse error: ")
+    conn.send(b"\xff\xfe\n")  # not UTF-8
+    assert json.loads(conn.line())["error"]["code"] == PARSE_ERROR
+    conn.send(b"[" * 100_00 + b"\n")  # deeper than the parser recurses
+    assert json.loads(conn.line())["error"]["code"] == PARSE_ERROR
+    assert conn.call({"id": 2, "method": "echo"}) == {"id": 2, "result": {}}
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "words"),
+    [
+        (b"[1, 2]", INVALID_REQUEST, "expected a JSON object, got list"),
+        (b"42", INVALID_REQUEST, "got int"),
+        (b'{"id": {"a": 1}, "method": "echo"}', INVALID_REQUEST, "'id' must be"),
+        (b'{"id": true, "method": "echo"}', INVALID_REQUEST, "'id' must be"),
+        (b'{"id": 3}', INVALID_REQUEST, "'method' must be a string"),
+        (b'{"id": 3, "method": 5}', INVALID_REQUEST, "'method' must be a string"),
+        (b'{"id": 3, "method": "echo", "params": [1]}', INVALID_PARAMS, "must be an object"),
+    ],
+)
+def test_invalid_requests(
+    server: StatusServer, sock_path: Path, line: bytes, code: int, words: str
+) -> None:
+    conn = Conn(sock_path)
+    conn.send(line + b"\n")
+    reply = json.loads(conn.line())
+    assert reply["error"]["code"] == code
+    assert words in reply["error"]["message"]
+    conn.close()
+
+
+def test_unknown_method_names_it_and_lists_known(server: StatusServer, sock_path: Path) -> None:
+    conn = Conn(sock_path)
+    reply = conn.call({"id": 9, "method": "launch"})
+    assert reply["id"] == 9
+    assert reply["error"]["code"] == METHOD_NOT_FOUND == -32601
+    assert reply["error"]["message"].startswith("unknown method 'launch' (known: blob, boom,")
+    long_name = "m" * 5000
+    message = conn.call({"id": 10, "method": long_name})["error"]["message"]
+    assert len(message) < 400  # the name is shortened, not echoed whole
+    conn.close()
+
+
+def test_handler_exceptions_become_errors_and_server_keeps_running(
+    server: StatusServer, sock_path: Path
+) -> None:
+    conn = Conn(sock_path)
+    reply = conn.call({"id": 1, "method": "boom"})
+    assert reply["error"] == {
+        "code": INTERNAL_ERROR,
+        "message": "internal error in 'boom': RuntimeError: kaput",
+    }
+    reply = conn.call({"id": 2, "method": "refuse"})
+    assert reply["error"] == {
+        "code": REQUEST_FAILED,
+        "message": "model.path = /nope: file not found",
+    }
+    reply = conn.call({"id": 3, "method": "needs_finger"})
+    assert reply["error"]["code"] == INVALID_PARAMS
+    assert reply["error"]["message"] == "invalid params for 'needs_finger': 'finger' is required"
+    assert conn.call({"id": 4, "method": "needs_finger", "params": {"finger": 2}})["result"] == 2
+    reply = conn.call({"id": 5, "method": "not_json"})
+    assert reply["id"] == 5
+    assert reply["error"]["code"] == INTERNAL_ERROR
+    assert server.running
+    assert conn.call({"id": 6, "method": "echo"}) == {"id": 6, "result": {}}
+    conn.close()
+    counters = server.counters()
+    assert (counters.requests, counters.errors) == (6, 4)
+
+
+def test_non_finite_floats_are_sent_as_null(server: StatusServer, sock_path: Path) -> None:
+    conn = Conn(sock_path)
+    conn.send(b'{"id":1,"method":"nan"}\n')
+    assert conn.line() == b'{"id":1,"result":{"rms_uv":[1.5,null,null]}}\n'
+    conn.close()
+
+
+def test_half_closed_client_still_gets_its_reply(server: StatusServer, sock_path: Path) -> None:
+    conn = Conn(sock_path)
+    conn.send(b'{"id":1,"method":"echo"}\n')
+    conn.sock.shutdown(socket.SHUT_WR)
+    assert conn.line() == b'{"id":1,"result":{}}\n'
+    assert conn.at_eof()
+    conn.close()
+
+
+# --- abuse ------------------------------------------------------------------------------------
+
+
+def test_oversize_line_gets_error_and_is_closed(sock_path: Path) -> None:
+    with StatusServer(sock_path, HANDLERS, max_line_bytes=1024) as srv:
+        other = Conn(sock_path)
+        conn = Conn(sock_path)
+        conn.send(b'{"id":1,"method":"echo","params":{"pad":"' + b"p" * 2000)  # no newline yet
+        reply = json.loads(conn.line())
+        assert reply == {
+            "id": None,
+            "error": {
+                "code": INVALID_REQUEST,
+                "message": "request line longer than 1024 bytes; closing the connection",
+            },
+        }
+        assert conn.at_eof()
+        conn.close()
+        # A complete line over the limit is refused too; one just under it is served.
+        conn = Conn(sock_path)
+        conn.send(b"x" * 1100 + b"\n")
+        assert json.loads(conn.line())["error"]["code"] == INVALID_REQUEST
+        assert conn.at_eof()
+        conn.close()
+        empty = json.dumps({"id": 2, "method": "echo", "params": {"p": ""}})
+        pad = "p" * (1024 - len(empty))  # exactly at the limit
+        assert other.call({"id": 2, "method": "echo", "params": {"p": pad}})["id"] == 2
+        other.close()
+        assert srv.counters().dropped == 2
+
+
+def test_2000_connect_close_and_200_idle_clients_do_not_slow_an_active_one(
+    sock_path: Path,
+) -> None:
+    with StatusServer(sock_path, HANDLERS, max_clients=300) as srv:
+        idle = [Conn(sock_path) for _ in range(200)]
+        active = Conn(sock_path)
+        cycles_done = threading.Event()
+
+        def churn() -> None:
+            for i in range(2000):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(os.fspath(sock_path))
+                if i % 3 == 0:
+                    s.sendall(b'{"id":0,"method":"echo"}\n')  # and vanish without reading
+                s.close()
+            cycles_done.set()
+
+        churner = threading.Thread(target=churn)
+        churner.start()
+        worst_s = 0.0
+        n = 0
+        while not cycles_done.is_set() or n < 20:
+            t0 = time.monotonic()
+            assert active.call({"id": n, "method": "echo", "params": {"n": n}})["result"] == {
+                "n": n
+            }
+            worst_s = max(worst_s, time.monotonic() - t0)
+            n += 1
+        churner.join()
+        assert worst_s < FAST_REPLY_S, f"slowest reply {worst_s * 1e3:.0f} ms"
+        wait_for(lambda: srv.counters().clients == 201, "churned connections to close")
+        # Every connection was accepted; some churned ones may have been refused while the
+        # closes of earlier ones were still queued (the limit counts them until seen).
+        assert srv.counters().connections == 2201
+        for conn in idle:
+            conn.close()
+        active.close()
+        wait_for(lambda: srv.counters().clients == 0, "idle clients to close")
+
+
+def test_connections_beyond_max_clients_are_refused_and_counted(sock_path: Path) -> None:
+    with StatusServer(sock_path, HANDLERS, max_clients=4) as srv:
+        conns = [Conn(sock_path) for _ in range(4)]
+        for i, conn in enumerate(conns):
+            assert conn.call({"id": i, "method": "echo"})["id"] == i  # all four registered
+        extra = Conn(sock_path)
+        reply = json.loads(extra.line())
+        assert reply["id"] is None
+        assert reply["error"]["code"] == TOO_MANY_CLIENTS
+        assert "too many clients (4 connected)" in reply["error"]["message"]
+        assert extra.at_eof()
+        extra.close()
+        assert srv.counters().refused == 1
+        conns.pop().close()
+        wait_for(lambda: srv.counters().clients == 3, "a slot to free up")
+        again = Conn(sock_path)
+        assert again.call({"id": 5, "method": "echo"})["id"] == 5
+        for conn in [*conns, again]:
+            conn.close()
+
+
+def test_client_that_never_reads_is_dropped_and_others_continue(sock_path: Path) -> None:
+    with StatusServer(sock_path, HANDLERS, max_pending_bytes=65536) as srv:
+        reader = Conn(sock_path)
+        flooder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        flooder.settimeout(WAIT_S)
+        flooder.connect(os.fspath(sock_path))
+        batch = b'{"id":1,"method":"blob"}\n' * 200  # 200 × 4 kB of replies per write
+        cut_off = False
+        for _ in range(500):
+            try:
+                flooder.sendall(batch)
+            except OSError:  # EPIPE / ECONNRESET once the server dropped us
+                cut_off = True
+                break
+            assert reader.call({"id": 2, "method": "echo"})["id"] == 2
+            if srv.counters().dropped:
+                break
+        wait_for(lambda: srv.counters().dropped == 1, "the flooder to be dropped")
+        if not cut_off:
+            with pytest.raises(OSError):
+                for _ in range(100):
+                    flooder.sendall(batch)
+        flooder.close()
+        t0 = time.monotonic()
+        assert reader.call({"id": 3, "method": "echo"}) == {"id": 3, "result": {}}
+        assert time.monotonic() - t0 < FAST_REPLY_S
+        assert srv.counters().clients == 1
+        reader.close()
+
+
+def test_vanished_clients_do_not_disturb_the_server(server: StatusServer, sock_path: Path):
+    for _ in range(50):
+        conn = Conn(sock_path)
+        conn.send(b'{"id":1,"method":"blob"}\n' * 20)
+        conn.sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )
+        conn.close()  # reset while replies are in flight
+    survivor = Conn(sock_path)
+    assert survivor.call({"id": 1, "method": "echo"}) == {"id": 1, "result": {}}
+    survivor.close()
+    assert server.running
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+def test_peer_credentials_are_the_callers(server: StatusServer, sock_path: Path) -> None:
+    conn = Conn(sock_path)
+    assert conn.call({"id": 1, "method": "whoami"})["result"] == {
+        "pid": os.getpid(),
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+    }
+    conn.close()
+
+
+def test_privileged_method_refused_for_a_peer_not_allowed(sock_path: Path) -> None:
+    calls: list[PeerCred] = []
+
+    def pause(params: dict[str, Any], peer: PeerCred) -> object:
+        calls.append(peer)
+        return "paused"
+
+    other_uid = os.getuid() + 4242
+    handlers = {"pause": pause, "calibrate.start": pause, "status": echo}
+    with StatusServer(
+        sock_path,
+        handlers,
+        privileged=frozenset({"pause", "calibrate.*"}),
+        allowed_uids=frozenset({other_uid}),
+        allowed_gid=None,
+    ):
+        conn = Conn(sock_path)
+        reply = conn.call({"id": 1, "method": "pause"})
+        assert reply["error"]["code"] == PERMISSION_DENIED == -32001
+        message = reply["error"]["message"]
+        assert message.startswith(
+            "permission denied: 'pause' changes the daemon's state and needs "
+            f"uid in {{{other_uid}}}"
+        )
+        assert f"uid {os.getuid()} gid {os.getgid()}" in message
+        assert (
+            conn.call({"id": 2, "method": "calibrate.start"})["error"]["code"] == PERMISSION_DENIED
+        )
+        assert conn.call({"id": 3, "method": "status"})["result"] == {}  # read-only: allowed
+        assert calls == []
+        conn.close()
+
+
+def test_privileged_method_accepted_by_uid_or_by_gid(sock_path: Path) -> None:
+    def pause(params: dict[str, Any], peer: PeerCred) -> object:
+        return "paused"
+
+    for uids, gid in ((None, None), (frozenset({os.getuid() + 1}), os.getgid())):
+        with StatusServer(
+            sock_path,
+            {"pause": pause},
+            privileged=frozenset({"pause"}),
+            allowed_uids=uids,
+            allowed_gid=gid,
+        ):
+            conn = Conn(sock_path)
+            assert conn.call({"id": 1, "method": "pause"}) == {"id": 1, "result": "paused"}
+            conn.close()
+
+
+def test_peer_allowed_rules() -> None:
+    srv = StatusServer(
+        Path("/nonexistent/s.sock"),
+        {},
+        privileged=frozenset({"pause", "calibrate.*"}),
+        allowed_uids=frozenset({0, 998}),
+        allowed_gid=997,
+    )
+    assert srv.peer_allowed(PeerCred(pid=1, uid=998, gid=100))
+    assert srv.peer_allowed(PeerCred(pid=1, uid=1000, gid=997))
+    assert not srv.peer_allowed(PeerCred(pid=1, uid=1000, gid=1000))
+    assert srv.is_privileged("pause")
+    assert srv.is_privileged("calibrate.rest")
+    assert not srv.is_privileged("calibrate")
+    assert not srv.is_privileged("status")
+
+
+# --- socket file ------------------------------------------------------------------------------
+
+
+def test_socket_file_mode_0660_and_group(sock_path: Path) -> None:
+    with StatusServer(sock_path, HANDLERS, allowed_gid=os.getgid()):
+        st_ = os.stat(sock_path)
+        assert stat.S_ISSOCK(st_.st_mode)
+        assert stat.S_IMODE(st_.st_mode) == 0o660
+        assert st_.st_gid == os.getgid()
+        assert [p.name for p in sock_path.parent.iterdir()] == [sock_path.name]  # no temp left
+    with StatusServer(sock_path, HANDLERS, mode=0o600):
+        assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600
+
+
+def test_stale_socket_file_is_replaced(sock_path: Path) -> None:
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(os.fspath(sock_path))
+    dead.close()  # leaves the file behind, nobody listening
+    old_inode = os.stat(sock_path).st_ino
+    with StatusServer(sock_path, HANDLERS):
+        assert os.stat(sock_path).st_ino != old_inode
+        conn = Conn(sock_path)
+        assert conn.call({"id": 1, "method": "echo"})["result"] == {}
+        conn.close()
+
+
+def test_refuses_to_start_over_a_live_server(server: StatusServer, sock_path: Path) -> None:
+    second = StatusServer(sock_path, HANDLERS)
+    with pytest.raises(StatusSocketError, match=r"another emgd is already serving .*s\.sock"):
+        second.start()
+    second.stop()  # harmless, and must not remove the first server's socket
+    conn = Conn(sock_path)
+    assert conn.call({"id": 1, "method": "echo"})["result"] == {}
+    conn.close()
+
+
+def test_refuses_to_replace_a_regular_file(sock_path: Path) -> None:
+    sock_path.write_text("precious")
+    with pytest.raises(StatusSocketError, match="exists and is not a socket"):
+        StatusServer(sock_path, HANDLERS).start()
+    assert sock_path.read_text() == "precious"
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    srv = StatusServer(tmp_path / "nope" / "s.sock", HANDLERS)
+    with pytest.raises(StatusSocketError, match=r"folder .*nope does not exist") as info:
+        srv.start()
+    assert info.value.exit_code == 11
+
+
+def test_stop_removes_socket_and_is_idempotent(sock_path: Path) -> None:
+    srv = StatusServer(sock_path, HANDLERS)
+    srv.start()
+    conn = Conn(sock_path)
+    assert conn.call({"id": 1, "method": "echo"})["result"] == {}
+    srv.stop()
+    assert not srv.running
+    assert not sock_path.exists()
+    assert conn.at_eof()  # open connections are closed
+    conn.close()
+    srv.stop()
+
+
+def test_counters_snapshot(server: StatusServer, sock_path: Path) -> None:
+    conn = Conn(sock_path)
+    conn.call({"id": 1, "method": "echo"})
+    conn.call({"id": 2, "method": "nope"})
+    counters = server.counters()
+    assert counters == SocketCounters(
+        clients=1, connections=1, requests=2, errors=1, dropped=0, refused=0
+    )
+    assert counters.as_dict() == {
+        "clients": 1,
+        "connections": 1,
+        "requests": 2,
+        "errors": 1,
+        "dropped": 0,
+        "refused": 0,
+    }
+    conn.close()
+
+
+# --- properties (no socket) -------------------------------------------------------------------
+
+PEER = PeerCred(pid=1, uid=os.getuid(), gid=os.getgid())
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(line=st.binary(max_size=200).filter(lambda b: b"\n" not in b))
+def test_any_line_gets_exactly_one_well_formed_reply(line: bytes) -> None:
+    srv = StatusServer(Path("/nonexistent/s.sock"), HANDLERS)
+    reply_line = srv.handle_line(line, PEER)
+    assert reply_line.endswith(b"\n")
+    assert reply_line.count(b"\n") == 1
+    reply = json.loads(reply_line)
+    assert set(reply) in ({"id", "result"}, {"id", "error"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(params=st.dictionaries(st.text(max_size=8), json_values, max_size=5), rid=st.integers())
+def test_params_round_trip_through_echo(params: dict[str, Any], rid: int) -> None:
+    srv = StatusServer(Path("/nonexistent/s.sock"), HANDLERS)
+    request = json.dumps({"id": rid, "method": "echo", "params": params}).encode()
+    assert json.loads(srv.handle_line(request, PEER)) == {"id": rid, "result": params}
+
+
+NOBODY_ID = 65534
+
+
+def run_as_nobody(path: Path, request: bytes) -> bytes:
+    """Fork, drop to uid/gid 65534 in the child, send ``request`` and return the reply line."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: only socket calls, then _exit
+        status = 1
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(NOBODY_ID)
+            os.setuid(NOBODY_ID)
+            conn = Conn(path)
+            conn.send(request)
+            os.write(write_fd, conn.line())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        reply = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return reply
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
+def test_privileged_method_refused_for_a_real_other_user() -> None:
+    handlers = {"pause": lambda params, peer: "paused", "whoami": whoami}
+    # tmp_path's parents are private to root; the other user needs a folder it can enter.
+    with tempfile.TemporaryDirectory(prefix="emgd-") as folder:
+        os.chmod(folder, 0o755)
+        sock_path = Path(folder) / "s.sock"
+        server = StatusServer(sock_path, handlers, privileged=frozenset({"pause"}), mode=0o666)
+        server.start()
+        try:
+            check_nobody_is_refused(sock_path)
+        finally:
+            server.stop()
+
+
+def check_nobody_is_refused(sock_path: Path) -> None:
+    reply = json.loads(run_as_nobody(sock_path, b'{"id":1,"method":"pause"}\n'))
+    assert reply["error"]["code"] == PERMISSION_DENIED
+    assert f"uid {NOBODY_ID} gid {NOBODY_ID}" in reply["error"]["message"]
+    reply = json.loads(run_as_nobody(sock_path, b'{"id":2,"method":"whoami"}\n'))
+    assert reply["result"]["uid"] == NOBODY_ID
+    assert reply["result"]["gid"] == NOBODY_ID
