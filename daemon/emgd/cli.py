@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--simulate", action="store_true", help="the simulated board (no hardware, no files)"
     )
     run.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S s")
+
+    st = sub.add_parser("status", help="state, rates, latencies and angles of the daemon")
+    config_options(st)
+    st.add_argument("--json", action="store_true", help="the status snapshot as JSON")
+    st.add_argument("--watch", action="store_true", help="live view (Ctrl-C ends it)")
+    st.add_argument("--socket", type=Path, default=None, help="the daemon's status socket")
 
     mon = sub.add_parser("monitor", help="live view of EMG and servo pulses, no model")
     config_options(mon)
@@ -123,6 +131,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "status":
+            return _status(args, out)
         if args.command == "monitor":
             return _monitor(args, out)
         if args.command == "config":
@@ -232,6 +242,22 @@ def _run(args: argparse.Namespace) -> int:
         stop.restore()
         daemon.shutdown()
     return 0
+
+
+def _status(args: argparse.Namespace, out: TextIO) -> int:
+    from emgd.config import load_config
+    from emgd.status_client import socket_path
+    from emgd.status_view import status_main
+
+    path = args.socket
+    if path is None:
+        config = load_config(args.config, overrides=args.set)
+        path = socket_path(config.daemon.runtime_dir)
+        # A daemon started by hand without root puts its socket in a per-user temp folder.
+        fallback = Path(tempfile.gettempdir()) / f"emgd-{os.getuid()}" / path.name
+        if not path.exists() and fallback.exists():
+            path = fallback
+    return status_main(stdout=out, socket_path=path, json_output=args.json, watch=args.watch)
 
 
 def _monitor(args: argparse.Namespace, out: TextIO) -> int:

@@ -14,6 +14,7 @@ the loop is healthy. The stages themselves live elsewhere; this module only comp
 from __future__ import annotations
 
 import dataclasses
+import grp
 import logging
 import os
 import tempfile
@@ -189,6 +190,8 @@ class Daemon:
         self._faults: list[str] = []
         self.hardware: dict[str, str] = {}
         self.state_dir = Path()
+        self.socket_path = Path()
+        self._server: Any = None
         self.hops = 0
 
     # ------------------------------------------------------------------ start-up
@@ -245,8 +248,43 @@ class Daemon:
             info.description,
             self._servo.description,
         )
+        self._start_status_server()
         self._publish_status()
         self.notifier.ready(f"running: {info.sample_rate_hz:g} Hz, model {self._model.identity}")
+
+    def _start_status_server(self) -> None:
+        from emgd.status_server import StatusServer
+
+        runtime_dir = resolve_runtime_dir(self.config, self._env)
+        try:
+            gid: int | None = grp.getgrnam(self.config.daemon.socket_group).gr_gid
+        except KeyError:
+            gid = None
+            log.warning(
+                "group %r does not exist: only root and this user may pause or calibrate",
+                self.config.daemon.socket_group,
+            )
+
+        def queued(action: Callable[[], None], reply: str) -> Callable[..., object]:
+            def handler(params: dict[str, Any], peer: object) -> object:
+                self.submit(action)
+                return {"ok": True, "state": reply}
+
+            return handler
+
+        self._server = StatusServer(
+            runtime_dir / SOCKET_NAME,
+            {
+                "status": lambda params, peer: self.status(),
+                "pause": queued(self.pause, "hold"),
+                "resume": queued(self.resume, "running"),
+            },
+            privileged=frozenset({"pause", "resume", "reload", "calibrate.*"}),
+            allowed_gid=gid,
+        )
+        self._server.start()
+        self.socket_path = runtime_dir / SOCKET_NAME
+        log.info("status socket %s", self.socket_path)
 
     def _load_calibration(self, n_channels: int) -> calibration_store.StoredCalibration:
         stored = calibration_store.load(self.state_dir)
@@ -444,6 +482,7 @@ class Daemon:
                 }
                 for c in range(self.config.adc.channels)
             ],
+            "socket": None if self._server is None else self._server.counters().as_dict(),
             "angles_deg": {
                 "fingers": list(FINGERS),
                 "commanded": [float(a) for a in self._safety.commanded_deg],
@@ -492,6 +531,9 @@ class Daemon:
         The PCA9685 keeps the last pulses after the process exits, so the hand stays there.
         """
         self.notifier.stopping()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
         if self._safety is not None and self._servo is not None:
             settings = safety_settings(self.config, self._servo)
             lo, hi = np.array(settings.min_angle_deg), np.array(settings.max_angle_deg)
