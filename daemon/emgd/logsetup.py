@@ -102,6 +102,21 @@ def running_under_journal(stream: TextIO, env: Mapping[str, str]) -> bool:
     return f"{st.st_dev}" == dev and f"{st.st_ino}" == ino
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def setup_logging(
     *,
     debug: bool = False,
@@ -109,10 +124,11 @@ def setup_logging(
     env: Mapping[str, str] | None = None,
 ) -> logging.Handler:
     """Configure the ``emgd`` logger once; returns the handler (tests inspect it)."""
-    stream = sys.stderr if stream is None else stream
     env = os.environ if env is None else env
-    handler = logging.StreamHandler(stream)
-    if running_under_journal(stream, env):
+    handler: logging.StreamHandler[TextIO] = (
+        _CurrentStderrHandler() if stream is None else logging.StreamHandler(stream)
+    )
+    if running_under_journal(handler.stream, env):
         handler.setFormatter(JournalFormatter())
     else:
         handler.setFormatter(

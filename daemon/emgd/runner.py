@@ -84,7 +84,7 @@ def resolve_runtime_dir(config: Config, env: Mapping[str, str] | None = None) ->
     folder in the temp dir when run by hand without root."""
     env = os.environ if env is None else env
     if config.daemon.runtime_dir:
-        return Path(config.daemon.runtime_dir)
+        return _writable_dir([Path(config.daemon.runtime_dir)])
     if env.get("RUNTIME_DIRECTORY"):
         return Path(env["RUNTIME_DIRECTORY"].split(":")[0])
     user_dir = Path(tempfile.gettempdir()) / f"emgd-{os.getuid()}"
@@ -248,7 +248,11 @@ class Daemon:
             info.description,
             self._servo.description,
         )
-        self._start_status_server()
+        try:
+            self._start_status_server()
+        except BaseException:
+            self.shutdown()
+            raise
         self._publish_status()
         self.notifier.ready(f"running: {info.sample_rate_hz:g} Hz, model {self._model.identity}")
 
