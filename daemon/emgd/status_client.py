@@ -234,11 +234,33 @@ class StatusClient:
                 f"emgd did not take the {method!r} request within {self.timeout_s:g} s "
                 f"on {self.path}"
             ) from None
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            # The server may have answered (e.g. "too many clients") and closed before
+            # reading the request: that answer is still waiting in our receive buffer.
+            if self._drain_pending(sock):
+                return
+            raise DaemonUnavailable(
+                f"emgd closed the connection on {self.path} before {method!r} was sent: "
+                f"{describe_os_error(exc)}"
+            ) from exc
         except OSError as exc:
             raise DaemonUnavailable(
                 f"emgd closed the connection on {self.path} before {method!r} was sent: "
                 f"{describe_os_error(exc)}"
             ) from exc
+
+    def _drain_pending(self, sock: socket.socket) -> bool:
+        """Read whatever the server sent before closing; True if it holds a whole line."""
+        sock.settimeout(0.05)
+        try:
+            while True:
+                data = sock.recv(RECV_CHUNK_BYTES)
+                if not data:
+                    break
+                self._inbuf += data
+        except OSError:
+            pass
+        return b"\n" in self._inbuf
 
     def _read_reply(self, sock: socket.socket, method: str, deadline_s: float) -> dict[str, Any]:
         buf = self._inbuf
