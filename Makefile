@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest clean venv
+.PHONY: run test lint typecheck pytest clean venv install
 
 venv: $(STAMP)
 
@@ -37,3 +37,7 @@ pytest: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+## On a Raspberry Pi, as root: the service, its user, folders, udev rules and config.
+install:
+	bash systemd/install.sh
