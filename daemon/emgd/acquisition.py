@@ -48,6 +48,8 @@ log = logging.getLogger("emgd.acquisition")
 
 #: Seconds of frames the ring holds: the control loop may stall this long without loss.
 RING_SECONDS = 4.0
+#: No sample for this long makes the child check the registers and re-initialise the chip.
+RECOVER_AFTER_S = 0.25
 #: How long the child may take to initialise the chip (ADS1299 needs ~0.3 s of delays).
 START_TIMEOUT_S = 30.0
 FRAME_TIMEOUT_S = 0.1
@@ -138,6 +140,11 @@ class AcquisitionProcess:
     def stats(self) -> AcquisitionStats:
         return self._ring.writer_stats()
 
+    @property
+    def recoveries(self) -> int:
+        """How often the child re-initialised the chip after a fault."""
+        return self._ring.recoveries
+
     def alive(self) -> bool:
         return self._process.is_alive() and self._ring.state == STATE_RUNNING
 
@@ -162,6 +169,54 @@ class AcquisitionProcess:
                 self._process.join(1.0)
         self._conn.close()
         self._ring.close()
+
+
+class _FaultSchedule:
+    """Applies ``[simulation] fault`` to the simulated chip at its time (tests, demos)."""
+
+    def __init__(self, config: Config, chip: object, start_ns: int) -> None:
+        sim = config.simulation
+        injectable = chip is not None and hasattr(chip, "inject_reset")
+        self._kind = sim.fault if injectable else "none"
+        if sim.fault != "none" and not injectable:
+            log.warning("simulation.fault = %r needs the simulated ADS1299; ignored", sim.fault)
+        self._chip: Any = chip
+        self._begin_ns = start_ns + round(sim.fault_at_s * 1e9)
+        self._end_ns = self._begin_ns + round(sim.fault_duration_s * 1e9)
+        self._phase = 0  # 0 before, 1 during, 2 after
+
+    def apply(self, now_ns: int) -> None:
+        if self._kind == "none" or self._phase == 2:
+            return
+        if self._phase == 0 and now_ns >= self._begin_ns:
+            self._phase = 1
+            log.warning("simulation: injecting fault %r", self._kind)
+            if self._kind == "no_drdy":
+                self._chip.inject_no_drdy(True)
+            elif self._kind == "garbage":
+                rate = self._chip.sample_rate_hz or 1000.0
+                self._chip.inject_garbage(max(1, round(rate * (self._end_ns - now_ns) / 1e9)))
+            elif self._kind == "reset":
+                self._chip.inject_reset()
+                self._phase = 2
+        elif self._phase == 1 and now_ns >= self._end_ns:
+            self._phase = 2
+            if self._kind == "no_drdy":
+                self._chip.inject_no_drdy(False)
+            elif self._kind == "garbage":
+                self._chip.clear_garbage()
+
+
+def _recover(adc: Any, ring: SharedFrameRing) -> None:
+    """Stop, re-initialise (chip ID, every register read back) and restart the ADC."""
+    ring.count_recovery()
+    try:
+        adc.stop()
+    except EmgdError as exc:
+        log.warning("acquisition: stop during recovery failed: %s", exc)
+    if hasattr(adc, "initialize"):
+        adc.initialize()
+    adc.start()
 
 
 def _rebuild_error(class_name: str, message: str) -> EmgdError:
@@ -210,6 +265,9 @@ def _child_main(
     """Entry point of the acquisition process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from emgd.logsetup import setup_logging
+
+    setup_logging()
     layout, name, lock = handle
     ring = SharedFrameRing(layout, name=name, lock=lock)
     clock = SystemClock()
@@ -239,13 +297,38 @@ def _child_main(
         )
         intent = None
         n = 0
+        faults = _FaultSchedule(config, adc_side.chip, clock.monotonic_ns())
+        quiet_since_ns: int | None = None
         while not stop.is_set():
-            frame = adc.read_frame(FRAME_TIMEOUT_S)
+            now_ns = clock.monotonic_ns()
+            faults.apply(now_ns)
+            reason = ""
+            try:
+                frame = adc.read_frame(FRAME_TIMEOUT_S)
+            except HardwareIOError as exc:
+                frame, reason = None, str(exc)
             if frame is not None:
+                quiet_since_ns = None
                 if wearer is not None and n % INTENT_EVERY_FRAMES == 0:
                     intent = np.asarray(wearer.target_angles_deg(), dtype=np.float32)
                 ring.write(frame, intent)
                 n += 1
+            elif not reason:
+                quiet_since_ns = quiet_since_ns or now_ns
+                quiet_s = (now_ns - quiet_since_ns) / 1e9
+                if quiet_s >= RECOVER_AFTER_S:
+                    mismatches: list[str] = getattr(adc, "verify_registers", list)()
+                    reason = f"no samples for {quiet_s:.2f} s" + (
+                        f" (registers: {'; '.join(mismatches)})" if mismatches else ""
+                    )
+            if reason:
+                log.error("acquisition: %s; re-initialising the ADC", reason)
+                try:
+                    _recover(adc, ring)
+                except EmgdError as exc:
+                    log.error("acquisition: re-initialisation failed: %s; retrying", exc)
+                    stop.wait(RECOVER_AFTER_S)
+                quiet_since_ns = None
             if frame is None or n % STATS_EVERY_FRAMES == 0:
                 ring.publish_stats(adc.stats, clock.monotonic_ns())
         ring.publish_stats(adc.stats, clock.monotonic_ns())

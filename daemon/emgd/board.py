@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from emgd.hw.pca9685 import ServoBoard
     from emgd.hw.servo_math import ServoCalibration
     from emgd.sim.hand import SimHand
+    from emgd.sim.i2c_bus import SimI2CBus
     from emgd.sim.pca9685_sim import Pca9685Sim
     from emgd.sim.prefetch import PrefetchedSource
     from emgd.sim.synthetic_emg import SyntheticEmg
@@ -61,6 +62,7 @@ class ServoSide:
     description: str
     pca: Pca9685Sim | None = None
     hand: SimHand | None = None
+    sim_bus: SimI2CBus | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self, *, release_servos: bool = False) -> None:
@@ -219,7 +221,7 @@ def open_servo_side(config: Config, clock: Clock) -> ServoSide:
     """Open the PCA9685 servo board that ``config`` names (programs its frequency)."""
     closers: list[Callable[[], None]] = []
     try:
-        servos, pca_sim, i2c_text = _open_servos(config, clock, closers)
+        servos, pca_sim, i2c_text, sim_bus = _open_servos(config, clock, closers)
     except BaseException:
         for closer in reversed(closers):
             closer()
@@ -235,7 +237,12 @@ def open_servo_side(config: Config, clock: Clock) -> ServoSide:
         f"PCA9685 at 0x{config.servo.address:02X} on {i2c_text}, {servos.frequency_hz:.2f} Hz"
     )
     return ServoSide(
-        servos=servos, description=description, pca=pca_sim, hand=hand, _closers=closers
+        servos=servos,
+        description=description,
+        pca=pca_sim,
+        hand=hand,
+        sim_bus=sim_bus,
+        _closers=closers,
     )
 
 
@@ -246,10 +253,11 @@ def open_servo_side(config: Config, clock: Clock) -> ServoSide:
 
 def _open_servos(
     config: Config, clock: Clock, closers: list[Callable[[], None]]
-) -> tuple[ServoBoard, Pca9685Sim | None, str]:
+) -> tuple[ServoBoard, Pca9685Sim | None, str, SimI2CBus | None]:
     from emgd.hw.pca9685 import ServoBoard
 
     pca_sim = None
+    sim_bus = None
     if config.servo.bus == "simulated":
         from emgd.sim.i2c_bus import SimI2CBus
         from emgd.sim.pca9685_sim import Pca9685Sim
@@ -272,7 +280,7 @@ def _open_servos(
         address=config.servo.address,
         frequency_hz=config.servo.frequency_hz,
     )
-    return servos, pca_sim, i2c_text
+    return servos, pca_sim, i2c_text, sim_bus
 
 
 def _synthetic_wearer(

@@ -163,6 +163,17 @@ class SimulationConfig:
     hand_speed_deg_s: float = option(
         350.0, "simulated servo speed", min_value=10.0, max_value=2000.0
     )
+    fault: str = option(
+        "none",
+        "fault the simulated ADS1299 injects (fault-injection tests and demos)",
+        choices=("none", "no_drdy", "garbage", "reset"),
+    )
+    fault_at_s: float = option(
+        5.0, "seconds after start when the fault begins", min_value=0.0, max_value=1e6
+    )
+    fault_duration_s: float = option(
+        1.0, "how long a no_drdy or garbage fault lasts", min_value=0.0, max_value=1e6
+    )
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ H_FRAMES_INVALID = 4
 H_TIMEOUTS = 5
 H_WRITER_ALIVE_NS = 6
 H_STATE = 7
-HEADER_SLOTS = 8
+H_RECOVERIES = 8
+HEADER_SLOTS = 9
 
 #: Writer states in ``H_STATE``.
 STATE_STARTING = 0
@@ -173,6 +174,14 @@ class SharedFrameRing:
         h[H_FRAMES_INVALID] = stats.frames_invalid
         h[H_TIMEOUTS] = stats.timeouts
         h[H_WRITER_ALIVE_NS] = alive_ns
+
+    def count_recovery(self) -> None:
+        """The writer re-initialised the chip after a fault."""
+        self._header[H_RECOVERIES] += 1
+
+    @property
+    def recoveries(self) -> int:
+        return int(self._header[H_RECOVERIES])
 
     def set_state(self, state: int) -> None:
         with self.lock:

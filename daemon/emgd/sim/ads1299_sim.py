@@ -272,6 +272,10 @@ class Ads1299Sim:
         self._catch_up(self._clock.monotonic_ns())
         self._garbage_left += n_frames
 
+    def clear_garbage(self) -> None:
+        """End a garbage fault early: the next conversions are real frames again."""
+        self._garbage_left = 0
+
     def inject_reset(self) -> None:
         """Spontaneous reset (supply glitch) with the START pin low.
 
