@@ -13,6 +13,13 @@ convolutions without padding, which leaves exactly ``T`` output steps, the last 
 at the newest sample. So the features of one window equal the features a long recording
 would give at the same instant, the cut is a static slice (ONNX ``Slice``), and a window
 longer than the minimum costs nothing extra.
+
+Two spec options extend the seed (their defaults keep it exactly): ``pool_s`` averages
+consecutive output steps into each of the ``T`` features (``avg_pool1d`` after the cut), and
+``head = "pose_mixture"`` replaces the per-angle sigmoid with ``R + e·Σ_k p_k·(G_k − R)`` over
+the pose table of :mod:`emgd.poses` (softmax pose weights ``p``, sigmoid effort ``e``). The
+head can also run split (:meth:`EmgNet.project_features`, then
+:meth:`EmgNet.logits_from_projection`) so closed-loop training feeds the history back cheaply.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from emgd.errors import ModelError
-from emgd.model.spec import BranchPlan, ConvLayer, ModelSpec
+from emgd.model.spec import HEAD_POSE_MIXTURE, BranchPlan, ConvLayer, ModelSpec
+from emgd.poses import POSE_NAMES, REST, pose_angles_deg
 
 INPUT_NAMES: tuple[str, str] = ("emg", "history_deg")
 OUTPUT_NAMES: tuple[str] = ("angles_deg",)
@@ -62,14 +70,17 @@ class Branch(nn.Module):
     plan:
         The branch as resolved by the spec (layers, dilations, strides).
     common_length:
-        ``T``, the number of output steps kept.
+        ``T``, the number of features kept per map.
+    pool_steps:
+        Consecutive output steps averaged into each of the ``T`` features (1: none).
     """
 
-    def __init__(self, plan: BranchPlan, common_length: int) -> None:
+    def __init__(self, plan: BranchPlan, common_length: int, pool_steps: int = 1) -> None:
         super().__init__()
         self.name = plan.name
         self.common_length = common_length
-        self.input_samples = plan.input_samples(common_length)
+        self.pool_steps = pool_steps
+        self.input_samples = plan.input_samples(common_length * pool_steps)
         self.relu_after: tuple[bool, ...] = tuple(layer.relu for layer in plan.layers)
         self.layers = nn.ModuleList(
             FixedConv1d(layer)
@@ -117,7 +128,10 @@ class Branch(nn.Module):
         torch.Tensor
             Shape ``(N, features, T)``, the last step ending at the newest sample.
         """
-        return self.run_layers(x[..., -self.input_samples :])
+        maps = self.run_layers(x[..., -self.input_samples :])
+        if self.pool_steps > 1:
+            maps = functional.avg_pool1d(maps, self.pool_steps, self.pool_steps)
+        return maps
 
 
 class EmgNet(nn.Module):
@@ -143,7 +157,9 @@ class EmgNet(nn.Module):
     def __init__(self, spec: ModelSpec, seed: int | None = None) -> None:
         super().__init__()
         self.spec = spec
-        self.branches = nn.ModuleList(Branch(plan, spec.common_length) for plan in spec.plans)
+        self.branches = nn.ModuleList(
+            Branch(plan, spec.common_length, spec.pool_steps(plan)) for plan in spec.plans
+        )
         head: list[nn.Module] = []
         sizes = spec.mlp_sizes
         for index, (n_in, n_out) in enumerate(pairwise(sizes)):
@@ -154,6 +170,14 @@ class EmgNet(nn.Module):
                 head.append(nn.ReLU())
         self.head = nn.Sequential(*head)
         self.angle_lo_deg, self.angle_hi_deg = spec.angle_range_deg
+        # Pose mixture: rest pose R (1, n_outputs) and offsets G_k − R (n_poses, n_outputs).
+        # Plain constants, not buffers: they are the project's pose table, not model weights.
+        rest_deg = torch.tensor(pose_angles_deg(REST), dtype=torch.float32)
+        goals_deg = torch.stack(
+            [torch.tensor(pose_angles_deg(pose), dtype=torch.float32) for pose in POSE_NAMES]
+        )
+        self.rest_deg: Tensor = rest_deg.reshape(1, -1)
+        self.pose_offsets_deg: Tensor = goals_deg - rest_deg
         self.reset_parameters(seed)
 
     @property
@@ -223,6 +247,23 @@ class EmgNet(nn.Module):
         torch.Tensor
             Shape ``(B, n_outputs)``, degrees within ``spec.angle_range_deg``.
         """
+        return self.angles_from_logits(self.logits(features, history_deg))
+
+    def logits(self, features: Tensor, history_deg: Tensor) -> Tensor:
+        """The MLP's raw output (before the bounded output transform).
+
+        Parameters
+        ----------
+        features:
+            Shape ``(B, C, n_branches, features, T)`` from :meth:`features`.
+        history_deg:
+            Shape ``(B, history·n_outputs)``, degrees, newest vector first.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, spec.head_inputs)``.
+        """
         expected = self.spec.history_inputs
         if history_deg.dim() != 2 or history_deg.shape[1] != expected:
             raise ModelError(
@@ -231,7 +272,88 @@ class EmgNet(nn.Module):
         span_deg = self.angle_hi_deg - self.angle_lo_deg
         history = (history_deg - self.angle_lo_deg) / span_deg
         flat = torch.cat([features.flatten(1), history.to(features.dtype)], dim=1)
-        return self.angle_lo_deg + span_deg * torch.sigmoid(self.head(flat))
+        out: Tensor = self.head(flat)
+        return out
+
+    def project_features(self, flat_features: Tensor) -> Tensor:
+        """The feature part of the first MLP layer, without the history: ``W_f·x + b``.
+
+        With :meth:`logits_from_projection` this splits :meth:`logits` so that a closed-loop
+        rollout computes the large feature product once per step in one batch and only the
+        small history-dependent rest sequentially (dropout, if any, acts on the features here).
+
+        Parameters
+        ----------
+        flat_features:
+            Shape ``(N, spec.feature_count)``, :meth:`features` flattened.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(N, width of the first MLP layer)``.
+        """
+        modules = list(self.head)
+        first = 1 if isinstance(modules[0], nn.Dropout) else 0
+        linear = modules[first]
+        if not isinstance(linear, nn.Linear):
+            raise ModelError("the network has no MLP layer to project the features with")
+        x = modules[0](flat_features) if first else flat_features
+        n_features = self.spec.feature_count
+        return functional.linear(x, linear.weight[:, :n_features], linear.bias)
+
+    def logits_from_projection(self, projection: Tensor, history_deg: Tensor) -> Tensor:
+        """Finish :meth:`logits` from :meth:`project_features` and the history.
+
+        Parameters
+        ----------
+        projection:
+            Shape ``(B, width of the first MLP layer)``.
+        history_deg:
+            Shape ``(B, history·n_outputs)``, degrees, newest vector first.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, spec.head_inputs)``.
+        """
+        modules = list(self.head)
+        first = 1 if isinstance(modules[0], nn.Dropout) else 0
+        linear = modules[first]
+        if not isinstance(linear, nn.Linear):
+            raise ModelError("the network has no MLP layer to take the history")
+        span_deg = self.angle_hi_deg - self.angle_lo_deg
+        history = (history_deg - self.angle_lo_deg) / span_deg
+        if first:
+            history = modules[0](history)
+        x = projection + functional.linear(history, linear.weight[:, self.spec.feature_count :])
+        for module in modules[first + 1 :]:
+            x = module(x)
+        return x
+
+    def angles_from_logits(self, logits: Tensor) -> Tensor:
+        """The bounded output transform of the spec's head.
+
+        ``"direct"``: ``lo + (hi − lo)·sigmoid(z)``. ``"pose_mixture"``: the first
+        ``n_poses`` logits give pose weights ``p = softmax``, the last an effort
+        ``e = sigmoid``, and the angles are ``R + e·Σ_k p_k·(G_k − R)``.
+
+        Parameters
+        ----------
+        logits:
+            Shape ``(B, spec.head_inputs)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, n_outputs)``, degrees within ``spec.angle_range_deg``.
+        """
+        if self.spec.head == HEAD_POSE_MIXTURE:
+            n_poses = len(POSE_NAMES)
+            weights = torch.softmax(logits[:, :n_poses], dim=1)
+            effort = torch.sigmoid(logits[:, n_poses : n_poses + 1])
+            return self.rest_deg + effort * (weights @ self.pose_offsets_deg)
+        span_deg = self.angle_hi_deg - self.angle_lo_deg
+        return self.angle_lo_deg + span_deg * torch.sigmoid(logits)
 
     def forward(self, emg: Tensor, history_deg: Tensor) -> Tensor:
         """Angles for one batch of windows.

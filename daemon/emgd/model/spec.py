@@ -47,6 +47,12 @@ from itertools import pairwise
 from typing import Any
 
 from emgd.errors import ConfigError
+from emgd.poses import ANGLE_MAX_DEG as POSE_TABLE_MAX_DEG
+from emgd.poses import ANGLE_MIN_DEG as POSE_TABLE_MIN_DEG
+from emgd.poses import N_FINGERS as N_POSE_ANGLES
+from emgd.poses import POSE_NAMES
+
+N_POSES = len(POSE_NAMES)
 
 SPEC_FORMAT_VERSION = 1
 SPEC_WHERE = "model spec"
@@ -79,6 +85,15 @@ WINDOW_BOUNDS_S = (0.001, 60.0)
 HOP_BOUNDS_S = (0.0001, 10.0)
 DROPOUT_BOUNDS = (0.0, 0.95)
 ANGLE_BOUNDS_DEG = (-360.0, 360.0)
+
+# Output heads: "direct" is the seed's ``lo + (hi − lo)·sigmoid`` per angle; "pose_mixture"
+# is ``R + e·Σ_k softmax(l)_k·(G_k − R)`` over the pose table of :mod:`emgd.poses` (rest,
+# open, power, chuck, pinch) with an effort ``e = sigmoid(·)``: the MLP then has one logit
+# per pose plus one effort logit, and the output stays five angles within the pose range.
+POOL_BOUNDS_S = (0.001, 10.0)
+HEAD_DIRECT = "direct"
+HEAD_POSE_MIXTURE = "pose_mixture"
+HEADS: tuple[str, ...] = (HEAD_DIRECT, HEAD_POSE_MIXTURE)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -490,6 +505,16 @@ class ModelSpec:
         Rate at which the seed's dilations (stage-1 formula, stage-2 10 and 20) are stated.
     dropout:
         Dropout probability before each MLP layer during training (0 disables it).
+    pool_s:
+        ``None`` (seed): each branch keeps its most recent ``T`` output steps. A duration:
+        each of the ``T`` features is instead the mean of ``pool_steps`` consecutive
+        steps spanning about ``pool_s`` (``round(pool_s·fs / S)`` steps for a branch of
+        total stride ``S``, at least 1), so the ``T`` bins cover the last ``T·pool_s``
+        seconds (average pooling to the common length, DESIGN §5).
+    head:
+        Output head: ``"direct"`` (seed: ``lo + (hi − lo)·sigmoid`` per angle) or
+        ``"pose_mixture"`` (``R + e·Σ_k p_k·(G_k − R)`` over the pose table, needs five
+        outputs and a range covering the poses; see :data:`HEADS`).
     """
 
     sample_rate_hz: float = 1000.0
@@ -505,6 +530,8 @@ class ModelSpec:
     hop_s: float = DEFAULT_HOP_S
     reference_rate_hz: float = SEED_REFERENCE_RATE_HZ
     dropout: float = 0.0
+    head: str = HEAD_DIRECT
+    pool_s: float | None = None
     _plans: tuple[BranchPlan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -526,6 +553,9 @@ class ModelSpec:
         _check_int(where, "history", self.history, HISTORY_BOUNDS)
         self._set("dropout", _check_float(where, "dropout", self.dropout, DROPOUT_BOUNDS))
         self._check_angle_range()
+        self._check_head()
+        if self.pool_s is not None:
+            self._set("pool_s", _check_float(where, "pool_s", self.pool_s, POOL_BOUNDS_S))
         self._check_branches()
         plans = tuple(self._plan_branch(i) for i in range(len(self.branches)))
         object.__setattr__(self, "_plans", plans)
@@ -545,6 +575,24 @@ class ModelSpec:
         if not lo < hi:
             raise ConfigError(f"{SPEC_WHERE}: angle_range_deg = {rng!r} needs lo < hi")
         self._set("angle_range_deg", (lo, hi))
+
+    def _check_head(self) -> None:
+        if self.head not in HEADS:
+            raise ConfigError(
+                f"{SPEC_WHERE}: head = {self.head!r} is not one of {', '.join(HEADS)}"
+            )
+        if self.head == HEAD_POSE_MIXTURE:
+            if self.n_outputs != N_POSE_ANGLES:
+                raise ConfigError(
+                    f"{SPEC_WHERE}: head 'pose_mixture' needs n_outputs = {N_POSE_ANGLES} "
+                    f"(one per finger), got {self.n_outputs}"
+                )
+            lo, hi = self.angle_range_deg
+            if lo > POSE_TABLE_MIN_DEG or hi < POSE_TABLE_MAX_DEG:
+                raise ConfigError(
+                    f"{SPEC_WHERE}: head 'pose_mixture' needs angle_range_deg to cover the "
+                    f"poses [{POSE_TABLE_MIN_DEG:g}, {POSE_TABLE_MAX_DEG:g}], got ({lo:g}, {hi:g})"
+                )
 
     def _check_branches(self) -> None:
         if not isinstance(self.branches, tuple) or not all(
@@ -572,7 +620,7 @@ class ModelSpec:
             self._set("window_s", window_s)
             need = self.min_window_samples
             if self.window_samples < need:
-                widest = max(self._plans, key=lambda p: p.input_samples(self.common_length))
+                widest = max(self._plans, key=self.branch_input_samples)
                 raise ConfigError(
                     f"{SPEC_WHERE}: window_s = {window_s:g} s is {self.window_samples} samples "
                     f"at {self.sample_rate_hz:g} Hz, shorter than the {need} samples "
@@ -692,7 +740,17 @@ class ModelSpec:
     @property
     def min_window_samples(self) -> int:
         """Shortest window giving every branch ``T`` steps: ``max_b (R_b + (T − 1)·S_b)``."""
-        return max(p.input_samples(self.common_length) for p in self._plans)
+        return max(self.branch_input_samples(p) for p in self._plans)
+
+    def pool_steps(self, plan: BranchPlan) -> int:
+        """Output steps averaged into one of the ``T`` features of a branch (1: no pooling)."""
+        if self.pool_s is None:
+            return 1
+        return max(1, _round_half_up(self.pool_s * self.sample_rate_hz / plan.total_stride))
+
+    def branch_input_samples(self, plan: BranchPlan) -> int:
+        """Input samples a branch needs for its ``T`` features: ``R + (T·pool − 1)·S``."""
+        return plan.input_samples(self.common_length * self.pool_steps(plan))
 
     @property
     def window_samples(self) -> int:
@@ -717,9 +775,16 @@ class ModelSpec:
         return self.n_channels * len(self.branches) * self.stage2.features * self.common_length
 
     @property
+    def head_inputs(self) -> int:
+        """Outputs of the last MLP layer: ``n_outputs`` (direct) or poses + 1 (pose mixture)."""
+        if self.head == HEAD_POSE_MIXTURE:
+            return N_POSES + 1
+        return self.n_outputs
+
+    @property
     def mlp_sizes(self) -> tuple[int, ...]:
-        """Widths from the MLP input to the output: ``(features + history, *mlp, n_outputs)``."""
-        return (self.feature_count + self.history_inputs, *self.mlp, self.n_outputs)
+        """Widths from the MLP input to the output: ``(features + history, *mlp, head_inputs)``."""
+        return (self.feature_count + self.history_inputs, *self.mlp, self.head_inputs)
 
     def parameter_breakdown(self) -> dict[str, int]:
         """Trainable parameters per part: ``stage1``, ``stage2``, ``mlp``.
@@ -758,7 +823,7 @@ class ModelSpec:
         """
         totals = {"stage1": 0, "stage2": 0, "mlp": 0}
         for plan in self._plans:
-            length = plan.input_samples(self.common_length)
+            length = self.branch_input_samples(plan)
             for layer in plan.layers:
                 length = layer.output_length(length)
                 macs = self.n_channels * length * layer.out_features * layer.in_features
@@ -793,6 +858,8 @@ class ModelSpec:
             "hop_s": self.hop_s,
             "reference_rate_hz": self.reference_rate_hz,
             "dropout": self.dropout,
+            "head": self.head,
+            "pool_s": self.pool_s,
         }
 
     @classmethod

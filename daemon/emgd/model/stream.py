@@ -40,6 +40,8 @@ DEFAULT_MAINS_HZ = 50.0
 # Labels meaning "the hand relaxed, no effort" (3DC class 0, ContractionIntensity C1, synthetic).
 REST_LABELS: frozenset[str] = frozenset({"no_motion", "no_movement", REST})
 CONTRACTION = "contraction"
+# Recorded sessions are calibrated without the live check that effort exceeds rest noise.
+CALIBRATION_MIN_EFFORT_TO_REST = 0.0
 CONTRACTION_CLASS_PATTERN = re.compile(r"_(C\d+)_")
 
 
@@ -168,6 +170,11 @@ def build_stream(
 def calibrate(stream: SessionStream) -> Calibration:
     """The wearer's calibration from a (training) stream: rest samples versus all others.
 
+    The effort-to-rest check of :func:`~emgd.dsp.normalise.compute_calibration` is off
+    (``min_effort_to_rest = 0``): a recorded session cannot be redone, and a channel that
+    barely moves for the recorded gestures (ContractionIntensity S2 channel 3: 1.7 × its
+    rest noise) is still information, not a fault. Flat and non-finite channels still fail.
+
     Raises
     ------
     DatasetError
@@ -178,7 +185,9 @@ def calibrate(stream: SessionStream) -> Calibration:
     if rest.shape[0] == 0 or effort.shape[0] == 0:
         side = "rest (no motion)" if rest.shape[0] == 0 else "effort (gesture)"
         raise DatasetError(f"calibration: the training stream has no {side} samples")
-    return compute_calibration(rest, effort, stream.sample_rate_hz)
+    return compute_calibration(
+        rest, effort, stream.sample_rate_hz, min_effort_to_rest=CALIBRATION_MIN_EFFORT_TO_REST
+    )
 
 
 def hop_ends(n_samples: int, window_samples: int, hop_samples: int) -> IntArray:

@@ -1,0 +1,715 @@
+"""Per-user, closed-loop training of the network, and a closed-loop replay to score it.
+
+This module owns the training recipe (``emgd train``): it turns one participant's training
+recordings into a filtered, calibrated stream (:mod:`emgd.model.stream`), holds out the last
+rep for validation, and trains :class:`~emgd.model.network.EmgNet` on rolled-out sequences
+of consecutive hops in which the model is fed its own previous outputs (the history inputs
+are what the daemon will feed it), with back-propagation through the rollout, L1 + MSE on
+the angles, an auxiliary pose-class loss for the pose-mixture head, per-channel gain
+augmentation, weight decay, early stopping on the closed-loop validation MAE and a wall-time
+budget. The convolutions run once over each sequence's EMG segment and the features of
+every hop are gathered from it (identical to running each window, far cheaper). The recipe's
+choices and the validation numbers behind them are in :data:`RECIPE_NOTES`. It also
+owns a closed-loop replay in torch (:func:`closed_loop_predict`, :func:`evaluate_closed_loop`)
+and checkpoints. It imports torch and is imported only by the training CLI; the daemon must
+never import it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor
+from torch.nn import functional
+
+from emgd.data.recording import Recording
+from emgd.data.splits import Split
+from emgd.dsp.filters import FilterSpec
+from emgd.dsp.normalise import Normaliser
+from emgd.errors import ConfigError, DatasetError, ModelError
+from emgd.metrics import mean_ignoring_nan, ramp_correlation, summarise
+from emgd.model.network import Branch, EmgNet
+from emgd.model.spec import HEAD_POSE_MIXTURE, ModelSpec
+from emgd.model.stream import SessionStream, build_stream, calibrate, contract_filter_spec, hop_ends
+from emgd.poses import POSE_NAMES, REST, pose_angles_deg
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+HistoryMode = Literal["own", "rest", "target"]
+
+RECIPE_NOTES = """\
+Recipe (same for every participant and dataset; chosen on the held-out last training rep,
+closed-loop validation MAE, 3DC Participant1 and ContractionIntensity S1 only):
+* seed spec with T = 10, dropout 0.3 and the pose-mixture head; AdamW lr 1e-3, weight decay
+  0.05; sequences of 50 hops (1 s) rolled out closed loop with BPTT, 16 per step; L1 + MSE
+  on angles / 30 deg plus 0.3 x pose cross-entropy; per-channel gain jitter (log-sd 0.15);
+  noisy true history (sd 10 deg) before each sequence; early stopping, patience 8.
+* validation MAE (deg), P1 / S1: seed T = 50, wd 0.01, no dropout 13.4 / 9.7;
+  T = 10 + dropout 0.3 + wd 0.05 8.1 / 8.9; 0.1 s average pooling to T = 5: 18.0 / 10.9
+  (fewer epochs in the same budget).
+* history inputs (closed loop, validation): own outputs versus fixed rest history,
+  P1 8.1 vs 12.7, S1 8.9 vs 10.4: the history acts as a useful smoothing prior.
+* not adopted yet: 4 sequences per step instead of 16 gave a lower validation MAE at equal
+  epochs (P1 15.4 vs 18.5 at epoch 7, P4 24.5 vs 28.2 at epoch 8) but was not rerun on
+  every participant within the time available.
+"""
+
+MAX_TORCH_THREADS = 2
+# Hops whose features are computed together in replay (bounds memory: ~C·8000 floats each).
+REPLAY_CHUNK_HOPS = 256
+# Loss: L1 + MSE on (prediction − target) / LOSS_SCALE_DEG (pure L1 stalls at "always rest").
+LOSS_SCALE_DEG = 30.0
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe (the same for every participant and dataset).
+
+    Attributes
+    ----------
+    sequence_hops:
+        Hops per rolled-out training sequence (closed loop inside, truncated BPTT at its ends).
+    batch_sequences:
+        Sequences per optimiser step.
+    learning_rate:
+        Adam learning rate.
+    weight_decay:
+        Decoupled weight decay (AdamW).
+    max_epochs:
+        Upper bound on passes over the training stream.
+    patience_epochs:
+        Stop after this many epochs without a better validation MAE.
+    pose_loss_weight:
+        Weight of the auxiliary pose cross-entropy (pose-mixture head only).
+    gain_jitter:
+        Standard deviation of the log of a per-channel, per-sequence gain (augmentation).
+    history_noise_deg:
+        Standard deviation of the noise on the initial history of a sequence.
+    detach_history:
+        Cut gradients through the fed-back outputs (True) or back-propagate through them.
+    validation_reps:
+        How many of the last reps of the training session to hold out for early stopping.
+    refit_all:
+        After early stopping, train again on every training rep for the best epoch count.
+    """
+
+    sequence_hops: int = 50
+    batch_sequences: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    max_epochs: int = 60
+    patience_epochs: int = 8
+    pose_loss_weight: float = 0.3
+    gain_jitter: float = 0.15
+    history_noise_deg: float = 10.0
+    detach_history: bool = False
+    validation_reps: int = 1
+    refit_all: bool = False
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` gives back (and a checkpoint stores).
+
+    Attributes
+    ----------
+    net:
+        The trained network (eval mode).
+    spec:
+        Its spec.
+    normaliser:
+        The calibration normaliser applied to the filtered EMG.
+    filter_spec:
+        The streaming filter of the contract.
+    history:
+        One dict per epoch: ``epoch``, ``train_loss``, ``val_mae_deg``, ``seconds``.
+    report:
+        JSON-ready summary: seed, config, data, best epoch, validation metrics, timing.
+    """
+
+    net: EmgNet
+    spec: ModelSpec
+    normaliser: Normaliser
+    filter_spec: FilterSpec
+    history: list[dict[str, float]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def recipe_spec(sample_rate_hz: float, n_channels: int) -> ModelSpec:
+    """The spec the recipe trains by default: seed network with the pose-mixture head."""
+    return ModelSpec(sample_rate_hz=sample_rate_hz, n_channels=n_channels, head=HEAD_POSE_MIXTURE)
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def _branch_steps_at(
+    branch: Branch,
+    x: Tensor,
+    ends: Sequence[int],
+    *,
+    plan_r: int,
+    plan_s: int,
+    common_length: int,
+    pool_steps: int = 1,
+) -> Tensor:
+    """Features of one branch for windows ending at each of ``ends`` (local sample indices).
+
+    Parameters
+    ----------
+    x:
+        Shape ``(N, 1, L)``, single-channel signals.
+    ends:
+        Newest-sample index of each window within ``x`` (each ≥ ``R − 1 + (T − 1)·S``).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(N, features, len(ends), T)``.
+    """
+    ends_arr = np.asarray(ends, dtype=np.int64)
+    residues = (ends_arr - (plan_r - 1)) % plan_s
+    out: Tensor | None = None
+    # Bin k (0 = oldest) of a window ends pool·(T − 1 − k) steps before its last step.
+    bin_offsets = pool_steps * np.arange(common_length - 1, -1, -1, dtype=np.int64)
+    for residue in np.unique(residues):
+        chosen = np.flatnonzero(residues == residue)
+        maps = branch.run_layers(x[..., int(residue) :])  # step j ends at r + R − 1 + j·S
+        if pool_steps > 1:
+            # Mean of steps j − pool + 1 … j at every j, by a running sum (no window copies).
+            running = functional.pad(maps, (1, 0)).cumsum(dim=-1)
+            maps = (running[..., pool_steps:] - running[..., :-pool_steps]) / pool_steps
+            shift = pool_steps - 1  # maps[..., i] now ends at step i + pool − 1
+        else:
+            shift = 0
+        last = (ends_arr[chosen] - int(residue) - (plan_r - 1)) // plan_s - shift
+        index = torch.from_numpy(last[:, None] - bin_offsets[None, :])  # (n, T)
+        gathered = maps[:, :, index]  # (N, F, n, T)
+        if out is None:
+            out = maps.new_zeros(maps.shape[0], maps.shape[1], len(ends_arr), common_length)
+        out = out.index_copy(2, torch.from_numpy(chosen), gathered)
+    if out is None:
+        raise ModelError("no window ends to compute features for")
+    return out
+
+
+def features_at(net: EmgNet, emg: Tensor, ends: Sequence[int]) -> Tensor:
+    """Flattened features of the windows ending at ``ends``, from one pass over ``emg``.
+
+    Equal to ``net.features(emg[..., e − W + 1 : e + 1]).flatten(1)`` for each end ``e``,
+    in :class:`EmgNet`'s order (channel, branch, feature, step).
+
+    Parameters
+    ----------
+    emg:
+        Shape ``(B, C, L)``, filtered and normalised.
+    ends:
+        Local newest-sample indices, each at least ``spec.min_window_samples − 1``.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(B, len(ends), spec.feature_count)``.
+    """
+    spec = net.spec
+    batch, n_channels, length = emg.shape
+    if n_channels != spec.n_channels:
+        raise ModelError(f"emg has {n_channels} channels, the spec {spec.n_channels}")
+    if min(ends) < spec.min_window_samples - 1 or max(ends) >= length:
+        raise ModelError(
+            f"window ends {min(ends)}..{max(ends)} do not fit in {length} samples with "
+            f"windows of {spec.min_window_samples}"
+        )
+    per_channel = emg.reshape(batch * n_channels, 1, length)
+    maps = [
+        _branch_steps_at(
+            branch,
+            per_channel,
+            ends,
+            plan_r=plan.receptive_field_samples,
+            plan_s=plan.total_stride,
+            common_length=spec.common_length,
+            pool_steps=spec.pool_steps(plan),
+        )
+        for branch, plan in zip(net.branch_modules, spec.plans, strict=True)
+    ]
+    stacked = torch.stack(maps, dim=1)  # (B·C, nb, F, n, T)
+    stacked = stacked.reshape(batch, n_channels, *stacked.shape[1:])
+    return stacked.permute(0, 4, 1, 2, 3, 5).reshape(batch, len(ends), -1)
+
+
+# ----------------------------------------------------------------------------- rollout
+
+
+def _rollout(
+    net: EmgNet, projection: Tensor, history_deg: Tensor, *, detach: bool
+) -> tuple[Tensor, Tensor]:
+    """Run the history-dependent part step by step, feeding back the outputs.
+
+    Parameters
+    ----------
+    projection:
+        Shape ``(B, L, H)`` from :meth:`EmgNet.project_features`.
+    history_deg:
+        Shape ``(B, history·5)``: the commanded history before the first step.
+
+    Returns
+    -------
+    (angles, logits):
+        Shapes ``(B, L, 5)`` and ``(B, L, head_inputs)``.
+    """
+    n_out = net.spec.n_outputs
+    angles: list[Tensor] = []
+    logits: list[Tensor] = []
+    history = history_deg
+    for step in range(projection.shape[1]):
+        z = net.logits_from_projection(projection[:, step], history)
+        y = net.angles_from_logits(z)
+        angles.append(y)
+        logits.append(z)
+        fed = y.detach() if detach else y
+        history = torch.cat([fed, history[:, : history.shape[1] - n_out]], dim=1)
+    return torch.stack(angles, dim=1), torch.stack(logits, dim=1)
+
+
+@torch.no_grad()
+def closed_loop_predict(
+    net: EmgNet,
+    emg_norm: FloatArray,
+    *,
+    history_mode: HistoryMode = "own",
+    targets_deg: FloatArray | None = None,
+) -> tuple[IntArray, FloatArray]:
+    """Replay a normalised stream closed loop, one inference per hop, as the daemon would.
+
+    Parameters
+    ----------
+    emg_norm:
+        Shape ``(n, C)``: filtered, normalised stream.
+    history_mode:
+        ``"own"``: the model's previous outputs (closed loop; both rest at the start);
+        ``"rest"``: always the rest pose (history ignored); ``"target"``: the true targets
+        at the previous hops (open loop, needs ``targets_deg``).
+
+    Returns
+    -------
+    (ends, predicted_deg):
+        Shapes ``(K,)`` (newest sample of each window) and ``(K, 5)``.
+    """
+    spec = net.spec
+    was_training = net.training
+    net.eval()
+    window, hop = spec.window_samples, spec.hop_samples
+    ends = hop_ends(emg_norm.shape[0], window, hop)
+    rest = torch.tensor(pose_angles_deg(REST), dtype=torch.float32)
+    history = rest.repeat(spec.history).reshape(1, -1)
+    preds: list[Tensor] = []
+    signal = torch.from_numpy(np.ascontiguousarray(emg_norm.T, dtype=np.float32))
+    for first in range(0, ends.size, REPLAY_CHUNK_HOPS):
+        chunk = ends[first : first + REPLAY_CHUNK_HOPS]
+        start = int(chunk[0]) - window + 1
+        segment = signal[:, start : int(chunk[-1]) + 1].unsqueeze(0)
+        feats = features_at(net, segment, (chunk - start).tolist())
+        projection = net.project_features(feats[0])
+        for i in range(chunk.size):
+            if history_mode == "target":
+                if targets_deg is None:
+                    raise ConfigError("closed_loop_predict: history_mode 'target' needs targets")
+                k = first + i
+                prev = [
+                    ends[max(k - j, 0)] if k - j >= 0 else -1 for j in range(1, spec.history + 1)
+                ]
+                history = torch.cat(
+                    [
+                        rest if p < 0 else torch.tensor(targets_deg[p], dtype=torch.float32)
+                        for p in prev
+                    ]
+                ).reshape(1, -1)
+            z = net.logits_from_projection(projection[i : i + 1], history)
+            y = net.angles_from_logits(z)
+            preds.append(y[0])
+            if history_mode == "own":
+                history = torch.cat([y, history[:, : history.shape[1] - spec.n_outputs]], dim=1)
+    net.train(was_training)
+    if not preds:
+        return ends, np.zeros((0, spec.n_outputs))
+    return ends, torch.stack(preds).double().numpy()
+
+
+def score_predictions(
+    stream: SessionStream, ends: IntArray, predicted_deg: FloatArray
+) -> dict[str, Any]:
+    """Metrics of a replay: MAE/R² (``emgd.metrics.summarise``) and ramp r per ramp file."""
+    if ends.size == 0:
+        raise DatasetError("the stream is shorter than one window: nothing to score")
+    target = stream.targets_deg[ends]
+    report = summarise(predicted_deg, target)
+    per_file: dict[str, float] = {}
+    files = stream.file_index[ends]
+    for i, rec in enumerate(stream.recordings):
+        chosen = files == i
+        if rec.is_ramp and int(chosen.sum()) >= 2:
+            r = ramp_correlation(predicted_deg[chosen], target[chosen])
+            if math.isfinite(r):
+                per_file[rec.source] = r
+    report["ramp_r"] = mean_ignoring_nan(list(per_file.values())) if per_file else None
+    report["ramp_r_per_file"] = per_file
+    return report
+
+
+def evaluate_closed_loop(
+    result: TrainResult, recordings: Sequence[Recording], history_mode: HistoryMode = "own"
+) -> dict[str, Any]:
+    """Score a trained model closed loop on recordings (e.g. the test split).
+
+    The stream is built and filtered by the contract and normalised with the training
+    calibration (as a wearer's device would).
+    """
+    stream = build_stream(recordings, result.filter_spec)
+    emg = result.normaliser.apply(stream.emg_uv)
+    ends, pred = closed_loop_predict(
+        result.net, emg, history_mode=history_mode, targets_deg=stream.targets_deg
+    )
+    return score_predictions(stream, ends, pred)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _loss(pred: Tensor, target: Tensor) -> Tensor:
+    err = (pred - target) / LOSS_SCALE_DEG
+    return err.abs().mean() + err.square().mean()
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    emg: Tensor  # (C, n) float32 normalised
+    ends: IntArray  # (K,) hop ends
+    targets: Tensor  # (K, 5) at each hop end
+    poses: Tensor  # (K,) pose index at each hop end
+    stream: SessionStream
+    emg_norm: FloatArray  # (n, C)
+
+
+def _prepare(stream: SessionStream, normaliser: Normaliser, spec: ModelSpec) -> _Prepared:
+    emg_norm = normaliser.apply(stream.emg_uv)
+    ends = hop_ends(stream.n_samples, spec.window_samples, spec.hop_samples)
+    return _Prepared(
+        emg=torch.from_numpy(np.ascontiguousarray(emg_norm.T, dtype=np.float32)),
+        ends=ends,
+        targets=torch.from_numpy(stream.targets_deg[ends].astype(np.float32)),
+        poses=torch.from_numpy(stream.pose_index[ends]),
+        stream=stream,
+        emg_norm=emg_norm,
+    )
+
+
+def _train_epoch(
+    net: EmgNet,
+    data: _Prepared,
+    *,
+    optimiser: torch.optim.Optimizer,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    deadline_s: float,
+) -> float:
+    """One pass over the stream in shuffled rolled-out sequences; returns the mean loss."""
+    spec = net.spec
+    window, hop, length = spec.window_samples, spec.hop_samples, config.sequence_hops
+    n_hops = data.ends.size
+    if n_hops < length:
+        raise DatasetError(
+            f"training stream has {n_hops} hops, fewer than one sequence of {length}"
+        )
+    offset = int(rng.integers(0, length))
+    starts = np.arange(offset, n_hops - length + 1, length)
+    if starts.size == 0:
+        starts = np.array([0])
+    rng.shuffle(starts)
+    local_ends = (window - 1 + hop * np.arange(length)).tolist()
+    seg_len = window + hop * (length - 1)
+    rest = torch.tensor(pose_angles_deg(REST), dtype=torch.float32)
+    mixture = spec.head == HEAD_POSE_MIXTURE
+    n_poses = len(POSE_NAMES)
+    losses: list[float] = []
+    net.train()
+    for first in range(0, starts.size, config.batch_sequences):
+        if time.monotonic() > deadline_s:
+            break
+        batch = starts[first : first + config.batch_sequences]
+        seg_starts = data.ends[batch] - window + 1
+        segments = torch.stack([data.emg[:, s : s + seg_len] for s in seg_starts.tolist()])
+        gains = torch.from_numpy(
+            np.exp(rng.normal(0.0, config.gain_jitter, (batch.size, spec.n_channels, 1)))
+        ).float()
+        feats = features_at(net, segments * gains, local_ends)  # (B, L, F)
+        projection = net.project_features(feats.reshape(-1, feats.shape[-1]))
+        projection = projection.reshape(batch.size, length, -1)
+        hop_index = batch[:, None] + np.arange(length)[None, :]
+        target = data.targets[torch.from_numpy(hop_index)]
+        prev = [np.maximum(batch - j, -1) for j in range(1, spec.history + 1)]
+        history_parts = [
+            torch.where(
+                torch.from_numpy(p < 0)[:, None],
+                rest,
+                data.targets[torch.from_numpy(np.maximum(p, 0))],
+            )
+            for p in prev
+        ]
+        history = torch.cat(history_parts, dim=1)
+        noise = torch.from_numpy(rng.normal(0.0, config.history_noise_deg, history.shape)).float()
+        lo, hi = spec.angle_range_deg
+        history = (history + noise).clamp(lo, hi)
+        angles, logits = _rollout(net, projection, history, detach=config.detach_history)
+        loss = _loss(angles, target)
+        if mixture and config.pose_loss_weight > 0.0:
+            poses = data.poses[torch.from_numpy(hop_index)]
+            loss = loss + config.pose_loss_weight * functional.cross_entropy(
+                logits[..., :n_poses].reshape(-1, n_poses), poses.reshape(-1)
+            )
+        optimiser.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses)) if losses else math.nan
+
+
+def _as_recordings(split_or_recordings: Split | Sequence[Recording]) -> list[Recording]:
+    if isinstance(split_or_recordings, Split):
+        return list(split_or_recordings.train)
+    return list(split_or_recordings)
+
+
+def _split_validation(
+    recordings: Sequence[Recording], n_reps: int
+) -> tuple[list[Recording], list[Recording]]:
+    reps = sorted({rec.rep for rec in recordings})
+    if n_reps <= 0 or len(reps) <= n_reps:
+        return list(recordings), []
+    held = set(reps[-n_reps:])
+    return [r for r in recordings if r.rep not in held], [r for r in recordings if r.rep in held]
+
+
+def _fit(
+    net: EmgNet,
+    train: _Prepared,
+    val: _Prepared | None,
+    *,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    deadline_s: float,
+    epochs: int,
+    history: list[dict[str, float]],
+) -> tuple[int, float]:
+    """Train up to ``epochs`` epochs; keep the best validation state; return (epoch, MAE)."""
+    optimiser = torch.optim.AdamW(
+        [p for p in net.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
+    best_state = copy.deepcopy(net.state_dict())
+    best_epoch, best_mae, stale = 0, math.inf, 0
+    for epoch in range(1, epochs + 1):
+        t0 = time.monotonic()
+        loss = _train_epoch(
+            net, train, optimiser=optimiser, config=config, rng=rng, deadline_s=deadline_s
+        )
+        row: dict[str, float] = {"epoch": epoch, "train_loss": loss}
+        if val is not None:
+            ends, pred = closed_loop_predict(net, val.emg_norm)
+            mae = float(np.abs(pred - val.stream.targets_deg[ends]).mean())
+            row["val_mae_deg"] = mae
+            if mae < best_mae:
+                best_epoch, best_mae, stale = epoch, mae, 0
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                stale += 1
+        else:
+            best_epoch, best_state = epoch, copy.deepcopy(net.state_dict())
+        row["seconds"] = time.monotonic() - t0
+        history.append(row)
+        if stale >= config.patience_epochs or time.monotonic() > deadline_s:
+            break
+    net.load_state_dict(best_state)
+    return best_epoch, best_mae
+
+
+def train_model(
+    split_or_recordings: Split | Sequence[Recording],
+    *,
+    spec: ModelSpec | None = None,
+    seed: int = 0,
+    max_minutes: float = 10.0,
+    config: TrainConfig | None = None,
+    mains_hz: float | None = None,
+) -> TrainResult:
+    """Train one participant's network closed loop on their training session.
+
+    Parameters
+    ----------
+    split_or_recordings:
+        A :class:`~emgd.data.splits.Split` (its ``train`` side is used) or the training
+        recordings.
+    spec:
+        The network; default :func:`recipe_spec` at the data's rate and channel count.
+    seed:
+        Seeds the initialisation, the sampling and the augmentation (CPU runs repeat).
+    max_minutes:
+        Wall-time budget for the whole training (the best state so far is kept).
+    config:
+        The recipe (default :class:`TrainConfig`).
+    mains_hz:
+        Mains notch; default 60 Hz for 3DC/ContractionIntensity, 50 Hz otherwise.
+
+    Returns
+    -------
+    TrainResult
+    """
+    config = TrainConfig() if config is None else config
+    recordings = _as_recordings(split_or_recordings)
+    if not recordings:
+        raise DatasetError("train_model: no training recordings")
+    fs = recordings[0].sample_rate_hz
+    n_channels = recordings[0].n_channels
+    spec = recipe_spec(fs, n_channels) if spec is None else spec
+    if spec.sample_rate_hz != fs or spec.n_channels != n_channels:
+        raise ConfigError(
+            f"model spec is for {spec.n_channels} channels at {spec.sample_rate_hz:g} Hz, "
+            f"the training data has {n_channels} at {fs:g} Hz"
+        )
+    t_start = time.monotonic()
+    deadline_s = t_start + 60.0 * max_minutes
+    torch.set_num_threads(min(MAX_TORCH_THREADS, torch.get_num_threads()))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    filter_spec = contract_filter_spec(recordings[0].dataset, mains_hz)
+    full_stream = build_stream(recordings, filter_spec)
+    calibration = calibrate(full_stream)
+    normaliser = calibration.normaliser
+    fit_recs, val_recs = _split_validation(full_stream.recordings, config.validation_reps)
+    train_data = _prepare(build_stream(fit_recs, filter_spec), normaliser, spec)
+    val_data = _prepare(build_stream(val_recs, filter_spec), normaliser, spec) if val_recs else None
+    net = EmgNet(spec, seed=seed)
+    history: list[dict[str, float]] = []
+    best_epoch, best_val = _fit(
+        net,
+        train_data,
+        val_data,
+        config=config,
+        rng=rng,
+        deadline_s=deadline_s,
+        epochs=config.max_epochs,
+        history=history,
+    )
+    val_report: dict[str, Any] | None = None
+    history_effect: dict[str, float] | None = None
+    if val_data is not None:
+        ends, pred = closed_loop_predict(net, val_data.emg_norm)
+        val_report = score_predictions(val_data.stream, ends, pred)
+        _, pred_rest = closed_loop_predict(net, val_data.emg_norm, history_mode="rest")
+        rest_report = score_predictions(val_data.stream, ends, pred_rest)
+        history_effect = {
+            "val_mae_own_history_deg": val_report["mae_mean_deg"],
+            "val_mae_rest_history_deg": rest_report["mae_mean_deg"],
+        }
+    refit_epochs = 0
+    if config.refit_all and val_data is not None and time.monotonic() < deadline_s:
+        all_data = _prepare(full_stream, normaliser, spec)
+        net = EmgNet(spec, seed=seed)
+        refit_epochs = best_epoch
+        _fit(
+            net,
+            all_data,
+            None,
+            config=config,
+            rng=rng,
+            deadline_s=deadline_s,
+            epochs=best_epoch,
+            history=history,
+        )
+    net.eval()
+    report: dict[str, Any] = {
+        "seed": seed,
+        "config": asdict(config),
+        "spec": spec.to_dict(),
+        "head": spec.head,
+        "window_samples": spec.window_samples,
+        "hop_samples": spec.hop_samples,
+        "filter": asdict(filter_spec),
+        "dataset": recordings[0].dataset,
+        "participant": recordings[0].participant,
+        "n_train_recordings": len(fit_recs),
+        "n_val_recordings": len(val_recs),
+        "validation_reps": sorted({r.rep for r in val_recs}),
+        "train_hops": int(train_data.ends.size),
+        "best_epoch": best_epoch,
+        "best_val_mae_deg": best_val if math.isfinite(best_val) else None,
+        "refit_epochs": refit_epochs,
+        "validation": val_report,
+        "history_effect": history_effect,
+        "epochs_run": len(history),
+        "training_seconds": time.monotonic() - t_start,
+        "torch_threads": torch.get_num_threads(),
+    }
+    return TrainResult(net, spec, normaliser, filter_spec, history, report)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(result: TrainResult, path: Path) -> None:
+    """Write the network, spec, calibration, filter and report to one ``.pt`` file."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "spec": result.spec.to_dict(),
+        "state_dict": result.net.state_dict(),
+        "normaliser": {
+            "offset": result.normaliser.offset.tolist(),
+            "scale": result.normaliser.scale.tolist(),
+        },
+        "filter_spec": asdict(result.filter_spec),
+        "history": result.history,
+        "report": result.report,
+    }
+    torch.save(payload, path)
+
+
+def load_checkpoint(path: Path) -> TrainResult:
+    """Read a file written by :func:`save_checkpoint`.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, unreadable or of another format.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"{path}: cannot read checkpoint: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path}: not an emgd checkpoint (format {CHECKPOINT_FORMAT})")
+    spec = ModelSpec.from_dict(payload["spec"])
+    net = EmgNet(spec)
+    net.load_state_dict(payload["state_dict"])
+    net.eval()
+    normaliser = Normaliser(
+        np.asarray(payload["normaliser"]["offset"]), np.asarray(payload["normaliser"]["scale"])
+    )
+    filter_spec = FilterSpec(**payload["filter_spec"])
+    return TrainResult(net, spec, normaliser, filter_spec, payload["history"], payload["report"])
+
+
+def with_config(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of ``config`` with some fields changed (for sweeps)."""
+    return replace(config, **changes)

@@ -1,0 +1,266 @@
+"""Tests of emgd.model.train (and its numpy helper emgd.model.stream) on small synthetic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emgd.data.recording import Recording
+from emgd.data.splits import Split, synthetic_split
+from emgd.errors import ConfigError
+from emgd.model.network import EmgNet
+from emgd.model.spec import SILENCE_KERNEL, ModelSpec
+from emgd.model.stream import build_stream, hop_ends, protocol_order
+from emgd.model.train import (
+    TrainConfig,
+    TrainResult,
+    closed_loop_predict,
+    evaluate_closed_loop,
+    features_at,
+    load_checkpoint,
+    save_checkpoint,
+    train_model,
+)
+from emgd.poses import pose_angles_deg
+
+FS_HZ = 500.0
+N_CHANNELS = 4
+SMALL = ModelSpec(
+    sample_rate_hz=FS_HZ,
+    n_channels=N_CHANNELS,
+    common_length=8,
+    mlp=(32, 16),
+    hop_s=0.04,
+    head="pose_mixture",
+)
+POOLED = ModelSpec(
+    sample_rate_hz=FS_HZ,
+    n_channels=N_CHANNELS,
+    common_length=3,
+    mlp=(32, 16),
+    hop_s=0.04,
+    head="pose_mixture",
+    pool_s=0.05,
+)
+FAST = TrainConfig(
+    sequence_hops=20, batch_sequences=8, max_epochs=12, patience_epochs=12, learning_rate=3e-3
+)
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return synthetic_split(
+        3, n_train=3, n_test=1, duration_s=12.0, sample_rate_hz=FS_HZ, n_channels=N_CHANNELS
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(split: Split) -> TrainResult:
+    return train_model(split, spec=SMALL, seed=7, max_minutes=2.0, config=FAST)
+
+
+def _silence_taps(net: EmgNet) -> list[float]:
+    branch = net.branch_modules[3]
+    first = branch.layers[0]
+    weight = first.weight
+    assert isinstance(weight, torch.Tensor)
+    return [float(v) for v in weight.reshape(-1)]
+
+
+# ----------------------------------------------------------------------------- stream
+
+
+def test_hop_ends_start_at_the_first_complete_window() -> None:
+    assert hop_ends(100, 30, 20).tolist() == [29, 49, 69, 89]
+    assert hop_ends(29, 30, 20).tolist() == []
+    assert hop_ends(30, 30, 7).tolist() == [29]
+
+
+def _ci_recording(rep: int, level: str, cls: str, pose: str) -> Recording:
+    return Recording.single_gesture(
+        np.ones((10, 2)),
+        1000.0,
+        label={"C1": "no_movement", "C6": "chuck_grip", "C7": "hand_open"}[cls],
+        pose=pose,
+        effort=0.5,
+        dataset="contraction",
+        participant="S9",
+        rep=rep,
+        condition=level,
+        source=f"S9_{level}_{cls}_R{rep}.csv",
+    )
+
+
+def test_contraction_streams_are_ordered_by_rep_then_level_then_class() -> None:
+    recs = [
+        _ci_recording(2, "20P", "C1", "rest"),
+        _ci_recording(1, "30P", "C1", "rest"),
+        _ci_recording(1, "20P", "C7", "open"),
+        _ci_recording(1, "20P", "C6", "chuck"),
+        _ci_recording(1, "20P", "C1", "rest"),
+    ]
+    names = [r.source for r in protocol_order(recs)]
+    assert names == [
+        "S9_20P_C1_R1.csv",
+        "S9_20P_C6_R1.csv",
+        "S9_20P_C7_R1.csv",
+        "S9_30P_C1_R1.csv",
+        "S9_20P_C1_R2.csv",
+    ]
+
+
+def test_stream_marks_rest_labels_and_poses(split: Split) -> None:
+    stream = build_stream(split.train)
+    assert stream.n_samples == 3 * 6000
+    assert stream.filter_spec.mains_hz == 50.0
+    # rest_mask is exactly where the synthetic label is "rest" (pose index 0).
+    labels = np.concatenate([rec.labels() for rec in split.train])
+    assert np.array_equal(stream.rest_mask, labels == "rest")
+    assert np.array_equal(stream.pose_index == 0, labels == "rest")
+    assert stream.file_starts.tolist() == [0, 6000, 12000, 18000]
+
+
+# ----------------------------------------------------------------------------- features
+
+
+@pytest.mark.parametrize("spec", [SMALL, POOLED], ids=["recent-steps", "pooled"])
+def test_stream_features_equal_windowed_features(spec: ModelSpec) -> None:
+    net = EmgNet(spec, seed=3)
+    generator = torch.Generator().manual_seed(0)
+    window, hop = spec.window_samples, spec.hop_samples
+    emg = torch.randn(2, N_CHANNELS, window + 9 * hop + 5, generator=generator)
+    ends = [window - 1 + 5 + hop * i for i in range(10)]
+    with torch.no_grad():
+        got = features_at(net, emg, ends)
+        want = torch.stack(
+            [net.features(emg[..., e - window + 1 : e + 1]).flatten(1) for e in ends], dim=1
+        )
+    assert got.shape == (2, 10, spec.feature_count)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_pooling_averages_steps_by_hand() -> None:
+    # At 500 Hz 0.05 s is 25 steps at stride 1, 12.5 → 13 at stride 2, 25/6 → 4 at stride 6.
+    assert [POOLED.pool_steps(p) for p in POOLED.plans] == [25, 13, 4, 13]
+    type_i = POOLED.plans[0]
+    assert POOLED.branch_input_samples(type_i) == type_i.receptive_field_samples + 3 * 25 - 1
+    assert ModelSpec().pool_s is None
+    assert ModelSpec().min_window_samples == 1729
+
+
+def test_split_head_equals_the_forward_pass() -> None:
+    net = EmgNet(SMALL, seed=4)
+    generator = torch.Generator().manual_seed(1)
+    emg = torch.randn(3, N_CHANNELS, SMALL.window_samples, generator=generator)
+    history = torch.rand(3, SMALL.history_inputs, generator=generator) * 180.0
+    with torch.no_grad():
+        want = net(emg, history)
+        projection = net.project_features(net.features(emg).flatten(1))
+        got = net.angles_from_logits(net.logits_from_projection(projection, history))
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_pose_mixture_output_by_hand() -> None:
+    net = EmgNet(SMALL, seed=0)
+    big = 50.0
+    # All weight on power (index 2), effort logit 0 -> e = 0.5: 30 + 0.5·(180 − 30) = 105.
+    power = torch.tensor([[0.0, 0.0, big, 0.0, 0.0, 0.0]])
+    assert net.angles_from_logits(power).tolist() == [[105.0] * 5]
+    # All weight on open, effort logit +big -> e = 1: the open pose, 0 everywhere.
+    open_full = torch.tensor([[0.0, big, 0.0, 0.0, 0.0, big]])
+    assert net.angles_from_logits(open_full).tolist() == [[0.0] * 5]
+    # Chuck at effort 0.5: 30 + 0.5·(110 − 30) = 70 and 30 + 0.5·150 = 105.
+    chuck = torch.tensor([[0.0, 0.0, 0.0, big, 0.0, 0.0]])
+    assert net.angles_from_logits(chuck).tolist() == [[70.0, 70.0, 70.0, 105.0, 105.0]]
+
+
+def test_pose_mixture_needs_five_outputs() -> None:
+    with pytest.raises(ConfigError, match="pose_mixture"):
+        ModelSpec(n_outputs=4, head="pose_mixture")
+    with pytest.raises(ConfigError, match="head = 'softmax'"):
+        ModelSpec(head="softmax")
+    assert ModelSpec().head == "direct"
+    assert ModelSpec(head="pose_mixture").mlp_sizes[-1] == 6
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+def test_closed_loop_replay_equals_a_window_by_window_loop() -> None:
+    net = EmgNet(SMALL, seed=5)
+    net.eval()
+    rng = np.random.default_rng(2)
+    emg = rng.normal(size=(SMALL.window_samples + 12 * SMALL.hop_samples, N_CHANNELS))
+    ends, pred = closed_loop_predict(net, emg)
+    assert ends.tolist() == hop_ends(emg.shape[0], SMALL.window_samples, SMALL.hop_samples).tolist()
+    history = torch.tensor(np.tile(pose_angles_deg("rest"), 2), dtype=torch.float32)[None, :]
+    signal = torch.tensor(emg.T, dtype=torch.float32)[None]
+    want = []
+    with torch.no_grad():
+        for end in ends:
+            y = net(signal[..., end - SMALL.window_samples + 1 : end + 1], history)
+            want.append(y[0].numpy())
+            history = torch.cat([y, history[:, :5]], dim=1)
+    np.testing.assert_allclose(pred, np.array(want), atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_training_loss_decreases(trained: TrainResult) -> None:
+    losses = [row["train_loss"] for row in trained.history]
+    assert len(losses) >= 3
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_trained_model_beats_always_rest_closed_loop(split: Split, trained: TrainResult) -> None:
+    report = evaluate_closed_loop(trained, split.test)
+    stream = build_stream(split.test, trained.filter_spec)
+    ends = hop_ends(stream.n_samples, SMALL.window_samples, SMALL.hop_samples)
+    rest_mae = float(np.abs(stream.targets_deg[ends] - pose_angles_deg("rest")).mean())
+    assert report["mae_mean_deg"] < 0.8 * rest_mae
+
+
+def test_history_inputs_change_the_closed_loop_output(split: Split, trained: TrainResult) -> None:
+    own = evaluate_closed_loop(trained, split.test, history_mode="own")
+    fixed = evaluate_closed_loop(trained, split.test, history_mode="rest")
+    assert own["mae_mean_deg"] != fixed["mae_mean_deg"]
+    first = trained.net.head[0]
+    assert isinstance(first, torch.nn.Linear)
+    history_weights = first.weight.detach()[:, SMALL.feature_count :]
+    assert float(history_weights.abs().mean()) > 1e-3
+
+
+def test_silence_kernel_is_unchanged_by_training(trained: TrainResult) -> None:
+    assert _silence_taps(trained.net) == list(SILENCE_KERNEL)
+
+
+def test_training_is_deterministic_for_a_seed(split: Split) -> None:
+    config = TrainConfig(sequence_hops=20, batch_sequences=8, max_epochs=2)
+    first = train_model(split, spec=SMALL, seed=11, max_minutes=1.0, config=config)
+    second = train_model(split, spec=SMALL, seed=11, max_minutes=1.0, config=config)
+    other = train_model(split, spec=SMALL, seed=12, max_minutes=1.0, config=config)
+    a, b, c = (r.net.state_dict() for r in (first, second, other))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert first.history[-1]["train_loss"] == second.history[-1]["train_loss"]
+
+
+def test_spec_must_match_the_data(split: Split) -> None:
+    with pytest.raises(ConfigError, match="4 at 500 Hz"):
+        train_model(split, spec=ModelSpec(n_channels=8), max_minutes=0.1)
+
+
+def test_checkpoint_round_trip(tmp_path: Path, split: Split, trained: TrainResult) -> None:
+    path = tmp_path / "model.pt"
+    save_checkpoint(trained, path)
+    back = load_checkpoint(path)
+    assert back.spec == trained.spec
+    assert np.array_equal(back.normaliser.scale, trained.normaliser.scale)
+    assert back.filter_spec == trained.filter_spec
+    got = evaluate_closed_loop(back, split.test)
+    want = evaluate_closed_loop(trained, split.test)
+    assert got["mae_mean_deg"] == want["mae_mean_deg"]
