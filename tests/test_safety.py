@@ -177,3 +177,14 @@ def test_no_command_ever_leaves_the_limits_or_exceeds_the_slew_rate(
         assert np.all(np.abs(cmd - prev) <= 300.0 * dt_s + 1e-9)
         prev = cmd
         first = False
+
+
+def test_hold_at_moves_the_start_of_the_next_slew() -> None:
+    g = gate(smoothing=False, max_rate_deg_s=100.0)
+    g.step(T0, [30.0] * 5)
+    g.hold_at([30.0, 170.0, 30.0, 30.0, 30.0])
+    out = g.step(T0 + HOP_NS, [30.0] * 5)
+    # Index walks back from 170° at 2° per hop instead of jumping to 30°.
+    assert out.commanded_deg[1] == pytest.approx(168.0)
+    with pytest.raises(ValueError, match="finite"):
+        g.hold_at([math.nan] * 5)

@@ -159,6 +159,24 @@ class InferencePipeline:
     def normaliser(self) -> Normaliser:
         return self._normaliser
 
+    def set_normaliser(self, normaliser: Normaliser) -> None:
+        """Swap the wearer's calibration for the following blocks (filter state kept).
+
+        Samples already in the current window stay normalised with the previous
+        calibration until the window has moved past them (one window length).
+
+        Raises
+        ------
+        ModelError
+            When ``normaliser`` has another number of channels than the contract.
+        """
+        if normaliser.n_channels != self._contract.n_channels:
+            raise ModelError(
+                f"normaliser has {normaliser.n_channels} channels, the model expects "
+                f"{self._contract.n_channels}"
+            )
+        self._normaliser = normaliser
+
     @property
     def frames_seen(self) -> int:
         """Samples fed since the last reset (the stream index of the next sample)."""

@@ -28,9 +28,16 @@ import numpy as np
 from emgd import __version__, calibration_store
 from emgd.acquisition import AcquisitionProcess, RealtimeRequest
 from emgd.board import ServoSide, open_servo_side
+from emgd.calibration_session import CalibrationService
 from emgd.clock import NS_PER_S, Clock, SystemClock
 from emgd.config import FINGERS, Config
 from emgd.errors import CalibrationError, EmgdError, HardwareIOError, ModelError
+from emgd.hw.servo_math import (
+    MAX_SERVO_PULSE_US,
+    MIN_SERVO_PULSE_US,
+    pulse_us_to_angle_deg,
+    pulse_us_to_counts,
+)
 from emgd.poses import pose_angles_deg
 from emgd.safety import SafetyGate, SafetySettings, SafetyState
 from emgd.systemd import Notifier
@@ -192,6 +199,10 @@ class Daemon:
         self.state_dir = Path()
         self.socket_path = Path()
         self._server: Any = None
+        self._calibrate: CalibrationService | None = None
+        # Pulses set by `servo.set_pulse` (finger index → µs), written instead of the angle
+        # while paused; cleared on resume.
+        self._servo_pulse_us: dict[int, float] = {}
         self.hops = 0
 
     # ------------------------------------------------------------------ start-up
@@ -233,6 +244,17 @@ class Daemon:
             raise
         self._pipeline = InferencePipeline(
             contract, self._calibration.normaliser(), self._model, history=self._model.spec.history
+        )
+        self._calibrate = CalibrationService(
+            contract.filter_spec,
+            contract.sample_rate_hz,
+            contract.n_channels,
+            self.state_dir,
+            self.clock,
+            submit=self.submit,
+            hold=self.pause,
+            release=self.resume,
+            apply=self._apply_calibration,
         )
         self._last_frame_ns = self.clock.monotonic_ns()
         self.started_ns = self.clock.monotonic_ns()
@@ -282,13 +304,75 @@ class Daemon:
                 "status": lambda params, peer: self.status(),
                 "pause": queued(self.pause, "hold"),
                 "resume": queued(self.resume, "running"),
+                **(self._calibrate.handlers() if self._calibrate is not None else {}),
+                "servo.set_pulse": self._handle_set_pulse,
             },
-            privileged=frozenset({"pause", "resume", "reload", "calibrate.*"}),
+            privileged=frozenset({"pause", "resume", "reload", "calibrate.*", "servo.*"}),
             allowed_gid=gid,
         )
         self._server.start()
         self.socket_path = runtime_dir / SOCKET_NAME
         log.info("status socket %s", self.socket_path)
+
+    def _handle_set_pulse(self, params: dict[str, Any], peer: object) -> object:
+        """``servo.set_pulse {"finger", "pulse_us"}`` (server thread): pause, then hold that
+        finger's servo at ``pulse_us`` (null hands it back to the commanded angle)."""
+        from emgd.status_server import InvalidParams
+
+        finger = params.get("finger")
+        pulse_us = params.get("pulse_us")
+        if finger not in FINGERS:
+            raise InvalidParams(
+                f"servo.set_pulse finger {finger!r}: expected one of {', '.join(FINGERS)}"
+            )
+        if pulse_us is not None and (
+            isinstance(pulse_us, bool)
+            or not isinstance(pulse_us, int | float)
+            or not MIN_SERVO_PULSE_US <= pulse_us <= MAX_SERVO_PULSE_US
+        ):
+            raise InvalidParams(
+                f"servo.set_pulse pulse_us {pulse_us!r} for {finger}: expected "
+                f"{MIN_SERVO_PULSE_US:g}-{MAX_SERVO_PULSE_US:g} µs or null"
+            )
+        index = FINGERS.index(str(finger))
+        value = None if pulse_us is None else float(pulse_us)
+        self.submit(lambda: self._set_servo_pulse(index, value))
+        return {"ok": True, "finger": finger, "pulse_us": value, "state": "hold"}
+
+    def _set_servo_pulse(self, finger_index: int, pulse_us: float | None) -> None:
+        assert self._safety is not None
+        if pulse_us is None:
+            held_us = self._servo_pulse_us.pop(finger_index, None)
+            if held_us is not None and self._servo is not None:
+                # Continue from where that finger really is, so handing it back to the
+                # commanded angle is slew-limited rather than a jump.
+                cal = self._servo.servos.servos[finger_index]
+                angles = self._safety.commanded_deg
+                angles[finger_index] = pulse_us_to_angle_deg(held_us, cal)
+                self._safety.hold_at(angles)
+            return
+        self._safety.pause()
+        self._servo_pulse_us[finger_index] = pulse_us
+
+    def _write_servos(self, commanded_deg: np.ndarray) -> None:
+        """The commanded angles, except fingers held at a pulse by ``servo.set_pulse``."""
+        assert self._servo is not None
+        servos = self._servo.servos
+        if not self._servo_pulse_us:
+            servos.write_angles(commanded_deg.tolist())
+            return
+        counts = list(servos.angles_to_counts(commanded_deg.tolist()))
+        for index, pulse_us in self._servo_pulse_us.items():
+            counts[index] = pulse_us_to_counts(pulse_us, servos.frequency_hz)
+        servos.write_counts(counts)
+
+    def _apply_calibration(self, stored: calibration_store.StoredCalibration) -> None:
+        """Swap a new calibration in (loop thread): the pipeline's normaliser and status."""
+        assert self._pipeline is not None
+        self._pipeline.set_normaliser(stored.normaliser())
+        self._calibration = stored
+        log.info("calibration %s applied (%s)", stored.identity(), stored.source)
+        self._publish_status()
 
     def _load_calibration(self, n_channels: int) -> calibration_store.StoredCalibration:
         stored = calibration_store.load(self.state_dir)
@@ -335,7 +419,7 @@ class Daemon:
 
     def hop(self) -> None:
         """One control step: frames → pipeline → safety → servos → status."""
-        assert self._acq and self._pipeline and self._safety and self._servo
+        assert self._acq and self._pipeline and self._safety and self._servo and self._calibrate
         clock = self.clock
         while self._commands:
             self._commands.popleft()()
@@ -359,12 +443,14 @@ class Daemon:
                 faults.add("railed")
             if not np.all(np.isnan(batch.intent_deg[-1])):
                 self._intent_deg = batch.intent_deg[-1].astype(np.float64)
+            self._calibrate.on_frames(batch.emg_uv, batch.railed)
         else:
             newest_ns = None
         if (t_read - self._last_frame_ns) / NS_PER_S > self.config.safety.stale_after_s:
             faults.add("stale")
         if not self._acq.alive():
             faults.add("acquisition")
+        self._calibrate.tick(t_read)
         if self._i2c_failed:
             faults.add("i2c")
 
@@ -401,7 +487,7 @@ class Daemon:
         t_safety1 = clock.monotonic_ns()
         commanded = self._safety.commanded_deg
         try:
-            self._servo.servos.write_angles(commanded.tolist())
+            self._write_servos(commanded)
             self._i2c_failed = False
         except HardwareIOError as exc:
             self._i2c_failed = True
@@ -526,7 +612,11 @@ class Daemon:
         self._safety.pause()
 
     def resume(self) -> None:
+        """Leave HOLD: fingers held by ``servo.set_pulse`` and a calibration session end."""
         assert self._safety is not None
+        self._servo_pulse_us.clear()
+        if self._calibrate is not None and self._calibrate.active:
+            self._calibrate.end("ended by a 'resume' request")
         self._safety.resume()
 
     def shutdown(self) -> None:

@@ -192,6 +192,16 @@ class SafetyGate:
         self._paused = False
         self._smoother.reset(self._commanded)
 
+    def hold_at(self, angles_deg: Sequence[float] | FloatArray) -> None:
+        """Take ``angles_deg`` (clamped) as the current command: used when something other
+        than the gate moved the servos (end-point calibration), so the next move starts
+        from where the hand really is and stays slew-limited."""
+        angles = np.asarray(angles_deg, dtype=np.float64)
+        if angles.shape != (N_FINGERS,) or not np.all(np.isfinite(angles)):
+            raise ValueError(f"hold_at needs {N_FINGERS} finite angles, got {angles!r}")
+        self._commanded = np.clip(angles, self._lo, self._hi)
+        self._smoother.reset(self._commanded)
+
     def step(
         self,
         now_ns: int,

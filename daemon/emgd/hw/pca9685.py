@@ -308,6 +308,11 @@ class ServoBoard:
         finally:
             self._closed = True
 
+    def write_counts(self, counts: Sequence[int]) -> None:
+        """Write raw 12-bit OFF counts, one per servo in finger order (servo end-point
+        calibration; normal output goes through :meth:`write_angles`)."""
+        self._write_off_values(counts)
+
     # internals -----------------------------------------------------------------------
     def _write_off_values(self, off_values: Sequence[int]) -> None:
         """Write ``(ON = 0, OFF = value)`` for each servo, values in finger order."""
