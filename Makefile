@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest clean venv install
+.PHONY: run test lint typecheck pytest clean venv install model
 
 venv: $(STAMP)
 
@@ -41,3 +41,8 @@ clean:
 ## On a Raspberry Pi, as root: the service, its user, folders, udev rules and config.
 install:
 	bash systemd/install.sh
+
+## Reproduce the shipped default model (synthetic wearer, 1 kHz x 8 channels): ~8 minutes.
+model: $(STAMP)
+	$(BIN)/emgd train --dataset synthetic --participant seed0 --recordings 12 --minutes 6 \
+		--seed 0 --out models/default.onnx

@@ -4,6 +4,8 @@ Commands:
 
 - ``emgd monitor [--simulate]``: EMG through the real ADC driver and servo commands through
   the real PCA9685 path, with a live view (what ``make run`` starts until the daemon lands);
+- ``emgd calibrate [servos]``: the guided EMG calibration through the running daemon (rest,
+  then each gesture), or the servo end points set interactively;
 - ``emgd config check|show|default``: validate a config, print the effective values, print
   the commented default file;
 - ``emgd model info MODEL``: the spec, receptive fields, contract and card of a model file;
@@ -32,6 +34,7 @@ from typing import TextIO
 from emgd import __version__
 from emgd.errors import EmgdError, exit_code_for
 from emgd.logsetup import setup_logging
+from emgd.poses import FINGERS, GESTURE_NAMES
 
 log = logging.getLogger("emgd.cli")
 
@@ -70,6 +73,48 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="the status snapshot as JSON")
     st.add_argument("--watch", action="store_true", help="live view (Ctrl-C ends it)")
     st.add_argument("--socket", type=Path, default=None, help="the daemon's status socket")
+
+    cal = sub.add_parser("calibrate", help="guided EMG calibration, or servo end points")
+    config_options(cal)
+    cal.add_argument(
+        "target",
+        nargs="?",
+        choices=("emg", "servos"),
+        default="emg",
+        help="emg (default): rest, then each gesture; servos: end points per finger",
+    )
+    cal.add_argument("--socket", type=Path, default=None, help="the daemon's status socket")
+    cal.add_argument(
+        "--gestures",
+        default=",".join(GESTURE_NAMES),
+        metavar="G1,G2…",
+        help=f"gestures to record (default {','.join(GESTURE_NAMES)})",
+    )
+    cal.add_argument("--rest-seconds", type=float, default=5.0, metavar="S", help="rest (5 s)")
+    cal.add_argument("--seconds", type=float, default=4.0, metavar="S", help="each gesture (4 s)")
+    cal.add_argument("--countdown", type=int, default=3, metavar="N", help="N-…-1 countdown")
+    cal.add_argument("--yes", action="store_true", help="no 'press Enter' prompts (scripts)")
+    cal.add_argument(
+        "--fingers",
+        default=",".join(FINGERS),
+        metavar="F1,F2…",
+        help="servos: fingers to set (default all five)",
+    )
+
+    tr = sub.add_parser("train", help="train a per-user model (needs the train extra)")
+    tr.add_argument("--dataset", choices=("3dc", "contraction", "synthetic"), required=True)
+    tr.add_argument("--participant", required=True, help="e.g. Participant1, S1, seed0")
+    tr.add_argument("--datasets", type=Path, default=None, help="datasets folder")
+    tr.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    tr.add_argument("--minutes", type=float, default=6.0, help="training time budget")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--no-eval", action="store_true", help="skip the test-split scoring")
+    tr.add_argument(
+        "--recordings",
+        type=int,
+        default=12,
+        help="synthetic only: 20 s training recordings to generate (test: a quarter)",
+    )
 
     mon = sub.add_parser("monitor", help="live view of EMG and servo pulses, no model")
     config_options(mon)
@@ -133,6 +178,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             return _run(args)
         if args.command == "status":
             return _status(args, out)
+        if args.command == "calibrate":
+            return _calibrate(args, out)
+        if args.command == "train":
+            return _train(args, out)
         if args.command == "monitor":
             return _monitor(args, out)
         if args.command == "config":
@@ -244,19 +293,117 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace, out: TextIO) -> int:
+def _daemon_socket(args: argparse.Namespace) -> Path:
     from emgd.config import load_config
     from emgd.status_client import socket_path
+
+    if args.socket is not None:
+        return Path(args.socket)
+    config = load_config(args.config, overrides=args.set)
+    path = socket_path(config.daemon.runtime_dir)
+    # A daemon started by hand without root puts its socket in a per-user temp folder.
+    fallback = Path(tempfile.gettempdir()) / f"emgd-{os.getuid()}" / path.name
+    if not path.exists() and fallback.exists():
+        path = fallback
+    return path
+
+
+def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
+    from emgd.calibrate_cli import calibrate_main, heartbeat, servos_main, terminal_keys
+    from emgd.clock import SystemClock
+    from emgd.config import load_config
+    from emgd.errors import ConfigError
+    from emgd.status_client import StatusClient
+
+    path = _daemon_socket(args)
+    if args.target == "servos":
+        fingers = [f.strip() for f in args.fingers.split(",") if f.strip()]
+        unknown = [f for f in fingers if f not in FINGERS]
+        if unknown or not fingers:
+            raise ConfigError(f"--fingers {args.fingers!r}: choose from {', '.join(FINGERS)}")
+        config = load_config(args.config, overrides=args.set)
+        starts = {}
+        for finger, s in zip(FINGERS, config.servo.fingers(), strict=True):
+            ends = (s.min_pulse_us, s.max_pulse_us)
+            starts[finger] = ends[::-1] if s.inverted else ends
+        with StatusClient(path) as client:
+            if sys.stdin.isatty():
+                with terminal_keys(sys.stdin) as read:
+                    return servos_main(client, out, read, starts, fingers=fingers)
+            return servos_main(client, out, input, starts, fingers=fingers)
+    gestures = [g.strip() for g in args.gestures.split(",") if g.strip()]
+    if not gestures:
+        raise ConfigError(f"--gestures {args.gestures!r}: name at least one gesture")
+    if args.countdown < 0 or args.rest_seconds <= 0 or args.seconds <= 0:
+        raise ConfigError("--countdown must be >= 0, --rest-seconds and --seconds > 0")
+    with StatusClient(path) as client:
+        return calibrate_main(
+            client,
+            SystemClock(),
+            out,
+            gestures=gestures,
+            rest_s=args.rest_seconds,
+            gesture_s=args.seconds,
+            countdown_s=args.countdown,
+            yes=args.yes,
+            tty=out.isatty(),
+            keepalive=lambda: heartbeat(lambda: StatusClient(path)),
+        )
+
+
+def _train(args: argparse.Namespace, out: TextIO) -> int:
+    from emgd.data.splits import find_datasets_root, load_split
+
+    try:
+        import torch
+    except ImportError:
+        from emgd.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "emgd train needs the train extra: pip install 'emgd[train]' (torch==2.13.0, onnx)"
+        ) from None
+    from emgd.model.publish import publish
+    from emgd.model.train import train_model
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    if args.dataset == "synthetic":
+        from emgd.data.splits import SYNTHETIC_PARTICIPANT_PREFIX, synthetic_split
+        from emgd.errors import DatasetError
+
+        number = args.participant.removeprefix(SYNTHETIC_PARTICIPANT_PREFIX)
+        if not number.isdigit():
+            raise DatasetError(f"synthetic participant {args.participant!r}: expected seed<k>")
+        split = synthetic_split(
+            int(number), n_train=args.recordings, n_test=max(1, args.recordings // 4)
+        )
+    else:
+        split = load_split(args.dataset, args.participant, args.datasets or find_datasets_root())
+    log.info(
+        "training %s %s: %d recordings, budget %.1f min",
+        args.dataset,
+        args.participant,
+        len(split.train),
+        args.minutes,
+    )
+    result = train_model(split, seed=args.seed, max_minutes=args.minutes)
+    command = " ".join(["emgd", *sys.argv[1:]]) if sys.argv else "emgd train"
+    card = publish(
+        result, split, args.out, seed=args.seed, command=command, evaluate=not args.no_eval
+    )
+    scores = card.get("test_closed_loop", {})
+    for system, s in scores.items():
+        out.write(
+            f"{system:8s} MAE {s.get('mae_mean_deg', float('nan')):6.2f}°  "
+            f"R² {s.get('r2_mean') if s.get('r2_mean') is not None else float('nan'):5.2f}\n"
+        )
+    out.write(f"wrote {args.out} and {args.out.with_suffix('.md')}\n")
+    return 0
+
+
+def _status(args: argparse.Namespace, out: TextIO) -> int:
     from emgd.status_view import status_main
 
-    path = args.socket
-    if path is None:
-        config = load_config(args.config, overrides=args.set)
-        path = socket_path(config.daemon.runtime_dir)
-        # A daemon started by hand without root puts its socket in a per-user temp folder.
-        fallback = Path(tempfile.gettempdir()) / f"emgd-{os.getuid()}" / path.name
-        if not path.exists() and fallback.exists():
-            path = fallback
+    path = _daemon_socket(args)
     return status_main(stdout=out, socket_path=path, json_output=args.json, watch=args.watch)
 
 

@@ -273,6 +273,7 @@ def export_onnx(
                 f"{destination}: onnxruntime and PyTorch differ by {max_diff:.3g} deg "
                 f"(limit {max_diff_deg:g}): export refused"
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shipped model is world-readable
         os.replace(tmp, destination)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,137 @@
+"""Turn a training run into a shipped model: ONNX file, metadata card, Markdown model card.
+
+After :func:`emgd.model.train.train_model`, :func:`publish` exports the network with its
+preprocessing contract (:mod:`emgd.model.export`), scores it in closed loop on the split's
+test side with the official scorer (:func:`emgd.evaluate.evaluate_model`, baselines beside
+it), and writes the card twice: as JSON in the ONNX metadata (with the training
+calibration, which the daemon uses until the wearer runs ``emgd calibrate``) and as a
+Markdown file next to the model. Imports torch (through export); training only.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from emgd import __version__
+from emgd.calibration_store import StoredCalibration, now_text
+from emgd.data.splits import Split
+from emgd.model.contract import PreprocessContract
+from emgd.model.train import TrainResult
+
+
+def _calibration_of(result: TrainResult) -> StoredCalibration:
+    return StoredCalibration(
+        offset=tuple(float(v) for v in result.normaliser.offset),
+        scale=tuple(float(v) for v in result.normaliser.scale),
+        sample_rate_hz=result.spec.sample_rate_hz,
+        created=now_text(),
+        source="model training session",
+    )
+
+
+def publish(
+    result: TrainResult,
+    split: Split,
+    out_path: Path,
+    *,
+    seed: int,
+    command: str,
+    evaluate: bool = True,
+) -> dict[str, Any]:
+    """Export ``result`` to ``out_path`` (+ ``.md`` card); return the card dict."""
+    from emgd.evaluate import evaluate_model
+    from emgd.model.export import export_onnx
+    from emgd.model.info import model_info_text
+
+    contract = PreprocessContract.for_spec(result.spec, result.filter_spec)
+    card: dict[str, Any] = {
+        "emgd_version": __version__,
+        "created": now_text(),
+        "command": command,
+        "data": {
+            "dataset": split.dataset,
+            "participant": split.participant,
+            "train_recordings": len(split.train),
+            "test_recordings": len(split.test),
+        },
+        "seed": seed,
+        "training": result.report,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "calibration": _calibration_of(result).to_dict(),
+        "parameters": result.spec.parameter_count(),
+        "macs_per_inference": result.spec.macs_per_inference(),
+        "receptive_fields_ms": result.spec.receptive_fields_ms(),
+    }
+    max_diff = export_onnx(result.net, result.spec, contract, card, out_path)
+    card["onnx_vs_torch_max_diff_deg"] = max_diff
+    if evaluate:
+        scores = evaluate_model(out_path, split)
+        card["test_closed_loop"] = {
+            system: scores[system]
+            for system in ("network", "ridge", "lda", "rest")
+            if system in scores
+        }
+        card["best_baseline"] = scores.get("best_baseline")
+        card["network_vs_best_pct"] = scores.get("network_vs_best_pct")
+        # Re-export so the metadata carries the test scores too (same weights).
+        export_onnx(result.net, result.spec, contract, card, out_path)
+    card_text = _markdown(card, model_info_text(result.spec, title=out_path.name), out_path)
+    out_path.with_suffix(".md").write_text(card_text, encoding="utf-8")
+    return card
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "—" if value is None else str(value)
+
+
+def _markdown(card: dict[str, Any], info: str, path: Path) -> str:
+    lines = [
+        f"# Model card: {path.name}",
+        "",
+        f"Made by `{card['command']}` (emgd {card['emgd_version']}, {card['created']}, "
+        f"seed {card['seed']}, on {card['machine'] or 'unknown machine'}).",
+        "",
+        "## Data",
+        "",
+        f"- dataset {card['data']['dataset']}, participant {card['data']['participant']}: "
+        f"{card['data']['train_recordings']} training recordings, "
+        f"{card['data']['test_recordings']} test recordings",
+        "- trained closed loop on the training session (own outputs fed back), early stopping "
+        "on its last rep; scored in closed loop on the test session with the training "
+        "session's calibration (`emgd eval`)",
+        "",
+        "## Results (test split, closed loop)",
+        "",
+        "| system | MAE ° | R² | ramp r |",
+        "| --- | --- | --- | --- |",
+    ]
+    for system, scores in card.get("test_closed_loop", {}).items():
+        lines.append(
+            f"| {system} | {_fmt(scores.get('mae_mean_deg'))} | {_fmt(scores.get('r2_mean'))} "
+            f"| {_fmt(scores.get('ramp_r'))} |"
+        )
+    training = card.get("training", {})
+    lines += [
+        "",
+        f"Training time: {_fmt(training.get('seconds'))} s. "
+        f"ONNX vs PyTorch max difference: {card['onnx_vs_torch_max_diff_deg']:.1e}°.",
+        "",
+        "## Network",
+        "",
+        "```",
+        info,
+        "```",
+        "",
+        "## Training report",
+        "",
+        "```json",
+        json.dumps(training, indent=2, default=str)[:4000],
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

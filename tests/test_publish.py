@@ -1,0 +1,62 @@
+"""`emgd train` end to end on a small synthetic session: ONNX, metadata card, Markdown card."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from emgd.cli import main
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+
+def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
+    from emgd.model.runtime import OnnxModel
+
+    out_path = tmp_path / "m.onnx"
+    out = io.StringIO()
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--participant",
+            "seed3",
+            "--recordings",
+            "2",
+            "--minutes",
+            "0.05",
+            "--out",
+            str(out_path),
+        ],
+        stdout=out,
+    )
+    assert code == 0
+    assert f"wrote {out_path}" in out.getvalue()
+    model = OnnxModel(out_path)
+    card = model.card
+    assert card["data"] == {
+        "dataset": "synthetic",
+        "participant": "seed3",
+        "train_recordings": 2,
+        "test_recordings": 1,
+    }
+    # The training calibration travels with the model, for the daemon's first start.
+    assert len(card["calibration"]["scale"]) == 8
+    scores = card["test_closed_loop"]
+    assert {"network", "ridge", "lda", "rest"} <= set(scores)
+    assert card["onnx_vs_torch_max_diff_deg"] < 1e-3
+    md = out_path.with_suffix(".md").read_text()
+    assert md.startswith("# Model card: m.onnx") and "| network |" in md
+    json.dumps(card)  # JSON-clean
+    assert out_path.stat().st_mode & 0o777 == 0o644
+
+
+def test_bad_synthetic_participant_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--dataset", "synthetic", "--participant", "bob", "--out", "x.onnx"])
+    assert code == 8
+    assert "expected seed<k>" in capsys.readouterr().err
