@@ -94,3 +94,30 @@ def test_a_model_for_another_rate_is_refused_naming_both(small_model: Path, tmp_
     config = daemon_config(small_model, tmp_path, "adc.sample_rate_hz=2000")
     with pytest.raises(ModelError, match="2000"):
         Daemon(config, env={}).start()
+
+
+def test_reload_swaps_calibration_and_refuses_a_corrupt_one(
+    small_model: Path, tmp_path: Path
+) -> None:
+    from emgd import calibration_store
+    from emgd.runner import Daemon
+
+    daemon = Daemon(daemon_config(small_model, tmp_path), env={})
+    daemon.start()
+    try:
+        daemon.run(lambda: False, duration_s=0.3)
+        before = daemon.status()["calibration"]["identity"]
+        new = StoredCalibration(offset=(0.0,) * 8, scale=(5.0,) * 8, sample_rate_hz=1000.0)
+        calibration_store.save(daemon.state_dir, new)
+        daemon.reload()
+        assert daemon.status()["calibration"]["identity"] == new.identity() != before
+        (daemon.state_dir / calibration_store.FILE_NAME).write_text("{broken")
+        daemon.reload()  # refused: logged, the running calibration stays
+        assert daemon.status()["calibration"]["identity"] == new.identity()
+        daemon.run(lambda: False, duration_s=0.3)
+        ratios = [ch["mains_ratio"] for ch in daemon.status()["channels"]]
+        # The simulated wearer has 50 Hz hum: a visible but minor share of the raw power.
+        assert all(0.0 <= r <= 1.0 for r in ratios)
+        assert max(ratios) > 0.001
+    finally:
+        daemon.shutdown()

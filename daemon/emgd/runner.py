@@ -53,6 +53,8 @@ SOCKET_NAME = "emgd.sock"
 LATENCY_WINDOW = 2000
 STAGES = ("acquire", "filter", "infer", "safety", "i2c_write", "end_to_end")
 STATUS_EVERY_HOPS = 5
+#: Raw samples kept per channel for the mains ratio shown by status.
+MAINS_WINDOW_S = 0.2
 #: A one-line summary goes to the journal this often.
 SUMMARY_EVERY_S = 10.0
 #: Longest walk to the safe pose at shutdown (hops); 180° at 60°/s takes 150.
@@ -190,6 +192,9 @@ class Daemon:
         self._model_deg = np.full(5, np.nan)
         self._intent_deg: np.ndarray | None = None
         self._rms_uv = np.zeros(config.adc.channels)
+        n_mains = max(8, round(config.adc.sample_rate_hz * MAINS_WINDOW_S))
+        self._raw_recent = np.zeros((n_mains, config.adc.channels))
+        self._mains_ratio = np.full(config.adc.channels, np.nan)
         self._railed_mask = 0
         self._lead_off_mask = 0
         self._i2c_failed = False
@@ -304,6 +309,7 @@ class Daemon:
                 "status": lambda params, peer: self.status(),
                 "pause": queued(self.pause, "hold"),
                 "resume": queued(self.resume, "running"),
+                "reload": queued(self.reload, "reloading"),
                 **(self._calibrate.handlers() if self._calibrate is not None else {}),
                 "servo.set_pulse": self._handle_set_pulse,
             },
@@ -437,6 +443,9 @@ class Daemon:
             self.latency.add("acquire", max(0, t_read - newest_ns))
             emg = batch.emg_uv.astype(np.float64)
             self._rms_uv = np.sqrt(np.mean(emg * emg, axis=0))
+            keep = min(len(emg), len(self._raw_recent))
+            self._raw_recent = np.roll(self._raw_recent, -keep, axis=0)
+            self._raw_recent[-keep:] = emg[-keep:]
             self._railed_mask = int(np.bitwise_or.reduce(batch.railed))
             self._lead_off_mask = int(np.bitwise_or.reduce(batch.lead_off))
             if self._railed_mask:
@@ -530,8 +539,22 @@ class Daemon:
         """The latest immutable snapshot (safe to call from another thread)."""
         return self._snapshot
 
+    def _update_mains_ratio(self) -> None:
+        """Share of each channel's raw power (DC removed) at the mains frequency, over the
+        last ``MAINS_WINDOW_S``: high means a poor electrode contact or a missing ground."""
+        mains_hz = self.config.model.mains_hz or 50.0
+        x = self._raw_recent - self._raw_recent.mean(axis=0)
+        t = np.arange(len(x)) / self.config.adc.sample_rate_hz
+        c, s_ = np.cos(2 * np.pi * mains_hz * t), np.sin(2 * np.pi * mains_hz * t)
+        # Power of the best-fitting mains sinusoid vs the total (both per sample).
+        p_mains = 2.0 * ((c @ x) ** 2 + (s_ @ x) ** 2) / len(x) ** 2
+        p_total = np.mean(x * x, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._mains_ratio = np.where(p_total > 0, np.minimum(1.0, p_mains / p_total), np.nan)
+
     def _publish_status(self) -> None:
         assert self._acq is not None and self._safety is not None
+        self._update_mains_ratio()
         stats = self._acq.stats()
         elapsed_s = max(1e-9, (self.clock.monotonic_ns() - self.started_ns) / NS_PER_S)
         hand = None
@@ -567,6 +590,7 @@ class Daemon:
             "channels": [
                 {
                     "rms_uv": float(self._rms_uv[c]),
+                    "mains_ratio": float(self._mains_ratio[c]),
                     "railed": bool(self._railed_mask >> c & 1),
                     "lead_off": bool(self._lead_off_mask >> c & 1),
                 }
@@ -607,6 +631,43 @@ class Daemon:
         )
 
     # ------------------------------------------------------------------ shutdown
+    def reload(self) -> None:
+        """Load the model and the calibration again without a restart (loop thread).
+
+        A model whose contract does not fit the config, or a corrupt calibration, is
+        refused with one error line and the running ones are kept.
+        """
+        from emgd.model.runtime import OnnxModel
+        from emgd.pipeline import InferencePipeline
+
+        assert self._pipeline is not None
+        try:
+            model = OnnxModel(resolve_model_path(self.config))
+            model.contract.check_against(self.config)
+            contract = dataclasses.replace(
+                model.contract,
+                filter_spec=dataclasses.replace(
+                    model.contract.filter_spec, mains_hz=self.config.model.mains_hz
+                ),
+            )
+            old_model = self._model
+            self._model = model
+            try:
+                calibration = self._load_calibration(contract.n_channels)
+            except EmgdError:
+                self._model = old_model
+                raise
+            pipeline = InferencePipeline(
+                contract, calibration.normaliser(), model, history=model.spec.history
+            )
+        except EmgdError as exc:
+            log.error("reload refused, keeping model %s: %s", self._model.identity, exc)
+            return
+        self._pipeline = pipeline
+        self._calibration = calibration
+        log.info("reloaded: model %s, calibration %s", model.identity, calibration.identity())
+        self._publish_status()
+
     def pause(self) -> None:
         assert self._safety is not None
         self._safety.pause()
