@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=12,
         help="synthetic only: 20 s training recordings to generate (test: a quarter)",
     )
+    tr.add_argument(
+        "--sample-rate",
+        type=float,
+        default=1000.0,
+        help="synthetic only: sampling rate of the generated session (Hz)",
+    )
 
     mon = sub.add_parser("monitor", help="live view of EMG and servo pulses, no model")
     config_options(mon)
@@ -374,7 +380,10 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         if not number.isdigit():
             raise DatasetError(f"synthetic participant {args.participant!r}: expected seed<k>")
         split = synthetic_split(
-            int(number), n_train=args.recordings, n_test=max(1, args.recordings // 4)
+            int(number),
+            n_train=args.recordings,
+            n_test=max(1, args.recordings // 4),
+            sample_rate_hz=args.sample_rate,
         )
     else:
         split = load_split(args.dataset, args.participant, args.datasets or find_datasets_root())
