@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest clean venv install model
+.PHONY: run monitor test lint typecheck pytest clean venv install model
 
 venv: $(STAMP)
 
@@ -16,10 +16,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	touch $(STAMP)
 
-## The simulated board, no hardware, no files: EMG through the real ADS1299 driver and
-## servo pulses through the real PCA9685 path, with a live view. (Becomes the daemon,
-## `emgd run --simulate`, when the daemon lands.)
+## The daemon on the simulated board, no hardware, no files: the real ADS1299 driver in
+## its acquisition process, the shipped model, safety, the real PCA9685 path and a
+## simulated hand. Watch it with `.venv/bin/emgd status --watch` in another terminal.
 run: $(STAMP)
+	$(BIN)/emgd run --simulate
+
+## The acquisition and servo path without a model, with a live view in this terminal.
+monitor: $(STAMP)
 	$(BIN)/emgd monitor --simulate
 
 ## Everything CI checks: lint, types, tests.

@@ -83,6 +83,20 @@ def publish(
     return card
 
 
+def rewrite_card(model_path: Path) -> Path:
+    """Write the Markdown card again from the card stored in the model's metadata."""
+    from emgd.model.info import model_info_text
+    from emgd.model.runtime import OnnxModel
+
+    model = OnnxModel(model_path)
+    text = _markdown(
+        dict(model.card), model_info_text(model.spec, title=model_path.name), model_path
+    )
+    out = model_path.with_suffix(".md")
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
@@ -118,7 +132,9 @@ def _markdown(card: dict[str, Any], info: str, path: Path) -> str:
     training = card.get("training", {})
     lines += [
         "",
-        f"Training time: {_fmt(training.get('seconds'))} s. "
+        f"Training time: {_fmt(training.get('training_seconds'))} s "
+        f"({training.get('torch_threads', '?')} torch threads), best epoch "
+        f"{training.get('best_epoch', '—')} of {training.get('epochs_run', '—')}. "
         f"ONNX vs PyTorch max difference: {card['onnx_vs_torch_max_diff_deg']:.1e}°.",
         "",
         "## Network",
