@@ -60,6 +60,7 @@ def test_runs_on_the_simulated_board_and_reports(small_model: Path, tmp_path: Pa
         assert status["state"] in ("running", "fault")
         acq = status["acquisition"]
         assert acq["frames"] > 1500
+        assert acq["achieved_rate_hz"] == pytest.approx(1000.0, rel=0.02)
         assert status["model"]["identity"].startswith("small.onnx@")
         assert status["calibration"]["source"] == "test"
         cmd = np.array(status["angles_deg"]["commanded"])

@@ -187,6 +187,10 @@ class Daemon:
         self._calibration: calibration_store.StoredCalibration | None = None
         self._hop_ns = 0
         self._last_frame_ns = 0
+        self._first_frame_ns: int | None = None
+        self._first_frame_index = 0
+        self._newest_index = 0
+        self._newest_frame_ns = 0
         self._frames = 0
         self._overrun = 0
         self._model_deg = np.full(5, np.nan)
@@ -440,6 +444,11 @@ class Daemon:
             self._frames += batch.n_frames
             self._last_frame_ns = t_read
             newest_ns = int(batch.timestamp_ns[-1])
+            if self._first_frame_ns is None:
+                self._first_frame_ns = int(batch.timestamp_ns[0])
+                self._first_frame_index = int(batch.index[0])
+            self._newest_index = int(batch.index[-1])
+            self._newest_frame_ns = newest_ns
             self.latency.add("acquire", max(0, t_read - newest_ns))
             emg = batch.emg_uv.astype(np.float64)
             self._rms_uv = np.sqrt(np.mean(emg * emg, axis=0))
@@ -539,6 +548,14 @@ class Daemon:
         """The latest immutable snapshot (safe to call from another thread)."""
         return self._snapshot
 
+    def _achieved_rate_hz(self) -> float:
+        """Conversions per second between the first and the newest frame seen (lost ones
+        included, since the frame index counts them)."""
+        if self._first_frame_ns is None or self._newest_frame_ns <= self._first_frame_ns:
+            return 0.0
+        span_s = (self._newest_frame_ns - self._first_frame_ns) / NS_PER_S
+        return (self._newest_index - self._first_frame_index) / span_s
+
     def _update_mains_ratio(self) -> None:
         """Share of each channel's raw power (DC removed) at the mains frequency, over the
         last ``MAINS_WINDOW_S``: high means a poor electrode contact or a missing ground."""
@@ -577,7 +594,7 @@ class Daemon:
             "hardware": dict(self.hardware),
             "acquisition": {
                 "sample_rate_hz": float(self.config.adc.sample_rate_hz),
-                "achieved_rate_hz": (stats.frames_read + stats.frames_lost) / elapsed_s,
+                "achieved_rate_hz": self._achieved_rate_hz(),
                 "frames": stats.frames_read,
                 "lost": stats.frames_lost,
                 "stale": stats.frames_stale,
