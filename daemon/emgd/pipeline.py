@@ -16,6 +16,7 @@ own clamped outputs. Values in, values out: no clock, no threads, no files, no d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -130,6 +131,8 @@ class InferencePipeline:
         self._n_outputs = len(contract.finger_order)
         self._rest_deg = self.clamp(np.resize(np.asarray(REST_ANGLES_DEG), self._n_outputs))
         self._history_deg: FloatArray = np.tile(self._rest_deg, history)
+        self.last_filter_ns = 0
+        self.last_window_ns = 0
         self.reset()
 
     def _new_windower(self) -> Windower:
@@ -238,9 +241,15 @@ class InferencePipeline:
             raise ModelError(
                 f"block shape {x.shape}: the model expects (n, {self._contract.n_channels})"
             )
+        t0 = time.perf_counter_ns()
         filtered = self._filter.process(x)
         self._normaliser.apply(filtered, out=filtered)
-        return self._windower.push(filtered)
+        t1 = time.perf_counter_ns()
+        windows = self._windower.push(filtered)
+        # Durations for the daemon's per-stage latency (instrumentation, not a clock).
+        self.last_filter_ns = t1 - t0
+        self.last_window_ns = time.perf_counter_ns() - t1
+        return windows
 
     def step(self, window: npt.ArrayLike, history_deg: npt.ArrayLike, newest_index: int) -> Hop:
         """Run the model on one window with an explicit history (internal history untouched).

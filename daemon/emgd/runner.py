@@ -51,7 +51,7 @@ SYSTEM_RUNTIME_DIR = Path("/run/emgd")
 SYSTEM_STATE_DIR = Path("/var/lib/emgd")
 SOCKET_NAME = "emgd.sock"
 LATENCY_WINDOW = 2000
-STAGES = ("acquire", "filter", "infer", "safety", "i2c_write", "end_to_end")
+STAGES = ("acquire", "filter", "window", "infer", "safety", "i2c_write", "end_to_end")
 STATUS_EVERY_HOPS = 5
 #: Raw samples kept per channel for the mains ratio shown by status.
 MAINS_WINDOW_S = 0.2
@@ -474,12 +474,12 @@ class Daemon:
 
         outs = []
         model_failed = False
-        t_filter = t_infer = t_safety = 0
+        t_filter = t_window = t_infer = t_safety = 0
         if batch.n_frames:
             try:
-                t0 = clock.monotonic_ns()
                 windows = self._pipeline.windows(batch.emg_uv)
-                t_filter = clock.monotonic_ns() - t0
+                t_filter = self._pipeline.last_filter_ns
+                t_window = self._pipeline.last_window_ns
                 for window in windows:
                     t1 = clock.monotonic_ns()
                     hop = self._pipeline.step(
@@ -516,6 +516,7 @@ class Daemon:
 
         if batch.n_frames:
             self.latency.add("filter", t_filter)
+            self.latency.add("window", t_window)
         if outs:
             if t_infer:
                 self.latency.add("infer", t_infer)
