@@ -433,7 +433,6 @@ class Daemon:
         clock = self.clock
         while self._commands:
             self._commands.popleft()()
-        t_start = clock.monotonic_ns()
         batch = self._acq.read_new()
         t_read = clock.monotonic_ns()
         faults: set[str] = set()
@@ -502,7 +501,7 @@ class Daemon:
             outs.append(self._safety.step(t2, proposal, faults))
             t_safety += clock.monotonic_ns() - t2
         out = outs[-1] if outs else None
-        t_safety1 = clock.monotonic_ns()
+        t_write0 = clock.monotonic_ns()
         commanded = self._safety.commanded_deg
         try:
             self._write_servos(commanded)
@@ -521,7 +520,7 @@ class Daemon:
             if t_infer:
                 self.latency.add("infer", t_infer)
             self.latency.add("safety", t_safety)
-        self.latency.add("i2c_write", t_written - t_safety1)
+        self.latency.add("i2c_write", t_written - t_write0)
         if newest_ns is not None:
             self.latency.add("end_to_end", t_written - newest_ns)
         state = (
@@ -542,7 +541,6 @@ class Daemon:
         if healthy and due:
             self.notifier.watchdog()
             self._last_watchdog_ns = t_written
-        del t_start, t_safety1
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
