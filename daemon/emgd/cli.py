@@ -38,6 +38,8 @@ from emgd.poses import FINGERS, GESTURE_NAMES
 
 log = logging.getLogger("emgd.cli")
 
+#: What --simulate means: both buses on the built-in simulators (beats every other source).
+SIMULATE_OVERRIDES = ("adc.bus=simulated", "servo.bus=simulated")
 SCREEN_REFRESH_S = 0.1
 LINE_REFRESH_S = 1.0
 CARD_VALUE_CHARS = 100  # longest model-card value printed by `emgd model info`
@@ -286,7 +288,7 @@ def _run(args: argparse.Namespace) -> int:
     from emgd.config import load_config
     from emgd.runner import Daemon
 
-    extra = ["adc.bus=simulated", "servo.bus=simulated"] if args.simulate else []
+    extra = SIMULATE_OVERRIDES if args.simulate else ()
     config = load_config(args.config, overrides=[*args.set, *extra])
     stop = _StopFlag(also_sigint=True)
     daemon = Daemon(config)
@@ -423,7 +425,7 @@ def _monitor(args: argparse.Namespace, out: TextIO) -> int:
     from emgd.liveview import CLEAR_HOME, render_line, render_screen
     from emgd.monitor import Monitor
 
-    extra = ["adc.bus=simulated", "servo.bus=simulated"] if args.simulate else []
+    extra = SIMULATE_OVERRIDES if args.simulate else ()
     config = load_config(args.config, overrides=[*args.set, *extra])
     clock = SystemClock()
     board = open_board(config, clock)

@@ -132,6 +132,17 @@ class LatencyRecorder:
         return out
 
 
+def live_contract(model: Any, config: Config) -> Any:
+    """The model's contract after checking it against the config, with the live filter's
+    mains notch taken from ``model.mains_hz`` (the wearer's country, not the training's)."""
+    contract = model.contract
+    contract.check_against(config)
+    return dataclasses.replace(
+        contract,
+        filter_spec=dataclasses.replace(contract.filter_spec, mains_hz=config.model.mains_hz),
+    )
+
+
 def safety_settings(config: Config, servo_side: ServoSide) -> SafetySettings:
     """Safety limits from ``[safety]`` and each finger's mechanical limits."""
     cals = servo_side.servos.servos
@@ -223,12 +234,7 @@ class Daemon:
         cfg = self.config
         model_path = resolve_model_path(cfg)
         self._model = OnnxModel(model_path)
-        contract = self._model.contract
-        contract.check_against(cfg)
-        contract = dataclasses.replace(
-            contract,
-            filter_spec=dataclasses.replace(contract.filter_spec, mains_hz=cfg.model.mains_hz),
-        )
+        contract = live_contract(self._model, cfg)
         self.state_dir = resolve_state_dir(cfg, self._env)
         self._calibration = self._load_calibration(contract.n_channels)
         self._hop_ns = round(contract.hop_samples * NS_PER_S / contract.sample_rate_hz)
@@ -659,13 +665,7 @@ class Daemon:
         assert self._pipeline is not None
         try:
             model = OnnxModel(resolve_model_path(self.config))
-            model.contract.check_against(self.config)
-            contract = dataclasses.replace(
-                model.contract,
-                filter_spec=dataclasses.replace(
-                    model.contract.filter_spec, mains_hz=self.config.model.mains_hz
-                ),
-            )
+            contract = live_contract(model, self.config)
             old_model = self._model
             self._model = model
             try:
