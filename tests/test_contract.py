@@ -140,8 +140,20 @@ def test_check_against_accepts_the_default_config() -> None:
 
 def test_check_against_names_both_rates() -> None:
     with pytest.raises(ModelError) as info:
-        make_contract().check_against(config_with("adc.sample_rate_hz=2000"))
-    assert str(info.value) == "model expects 1000 Hz, config adc.sample_rate_hz = 2000"
+        make_contract().check_against(config_with("adc.backend=mcp3008", "adc.sample_rate_hz=1500"))
+    assert str(info.value) == (
+        "model expects 1000 Hz or a whole multiple (decimated), config adc.sample_rate_hz = 1500"
+    )
+
+
+@pytest.mark.parametrize("rate_hz", [2000, 4000, 16000])
+def test_check_against_accepts_whole_multiples_of_the_model_rate(rate_hz: int) -> None:
+    make_contract().check_against(config_with(f"adc.sample_rate_hz={rate_hz}"))
+
+
+def test_check_against_refuses_a_rate_below_the_model_rate() -> None:
+    with pytest.raises(ModelError, match="model expects 1000 Hz or a whole multiple"):
+        make_contract().check_against(config_with("adc.sample_rate_hz=500"))
 
 
 def test_check_against_names_both_channel_counts() -> None:

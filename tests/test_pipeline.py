@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from emgd.dsp.filters import FilterSpec, StreamingFilter
 from emgd.dsp.normalise import Normaliser
 from emgd.dsp.window import sliding_windows
-from emgd.errors import ModelError
+from emgd.errors import ConfigError, ModelError
 from emgd.model.contract import PreprocessContract, default_channel_names
 from emgd.pipeline import Hop, InferencePipeline, replay_closed_loop
 
@@ -189,3 +189,28 @@ def test_bad_shapes_are_refused() -> None:
     bad = InferencePipeline(contract(), NORMALISER, RecordingRunner(answer=lambda h: h))
     with pytest.raises(ModelError, match=r"runner returned shape \(10,\)"):
         bad.push(stream(WINDOW))
+
+
+def test_a_faster_adc_is_decimated_to_the_model_rate() -> None:
+    # The same 120 Hz tone sampled at 1 kHz and at 4 kHz: the 4 kHz feed is decimated,
+    # so both give the same hops at the same stream indices and windows of the same power.
+    n_ms = 1000
+    tone = [np.sin(2 * np.pi * 120.0 * np.arange(n_ms * k) / (FS_HZ * k)) for k in (1, 4)]
+    blocks = [200.0 * np.repeat(t[:, np.newaxis], N_CH, axis=1) for t in tone]
+    slow, fast = RecordingRunner(), RecordingRunner()
+    slow_hops = InferencePipeline(contract(), NORMALISER, slow).push(blocks[0])
+    fast_pipeline = InferencePipeline(contract(), NORMALISER, fast, input_rate_hz=4 * FS_HZ)
+    fast_hops: list[Hop] = []
+    for start in range(0, len(blocks[1]), 333):
+        fast_hops += fast_pipeline.push(blocks[1][start : start + 333])
+    assert [h.newest_index for h in fast_hops] == [h.newest_index for h in slow_hops]
+    assert fast_pipeline.frames_seen == n_ms
+    settled = slice(len(slow.windows) // 2, None)
+    rms_slow = np.sqrt(np.mean(np.stack(slow.windows[settled]) ** 2, axis=(0, 1)))
+    rms_fast = np.sqrt(np.mean(np.stack(fast.windows[settled]) ** 2, axis=(0, 1)))
+    np.testing.assert_allclose(rms_fast, rms_slow, rtol=0.03)
+
+
+def test_an_input_rate_that_is_not_a_whole_multiple_is_refused() -> None:
+    with pytest.raises(ConfigError, match="1500 Hz is not a whole multiple of the model's 1000"):
+        InferencePipeline(contract(), NORMALISER, RecordingRunner(), input_rate_hz=1500.0)

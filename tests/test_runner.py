@@ -92,9 +92,28 @@ def test_shutdown_leaves_the_hand_in_the_safe_pose(small_model: Path, tmp_path: 
 def test_a_model_for_another_rate_is_refused_naming_both(small_model: Path, tmp_path: Path) -> None:
     from emgd.runner import Daemon
 
-    config = daemon_config(small_model, tmp_path, "adc.sample_rate_hz=2000")
-    with pytest.raises(ModelError, match="2000"):
+    # 500 Hz is below the model's 1000 Hz (whole multiples above it are decimated).
+    config = daemon_config(small_model, tmp_path, "adc.sample_rate_hz=500")
+    with pytest.raises(ModelError, match=r"1000 Hz or a whole multiple.* = 500"):
         Daemon(config, env={}).start()
+
+
+def test_an_adc_at_twice_the_model_rate_is_decimated(small_model: Path, tmp_path: Path) -> None:
+    from emgd.runner import Daemon
+
+    daemon = Daemon(daemon_config(small_model, tmp_path, "adc.sample_rate_hz=2000"), env={})
+    daemon.start()
+    try:
+        daemon.run(lambda: False, duration_s=2.5)
+        snap = daemon.status()
+    finally:
+        daemon.shutdown()
+    # One hop every 20 ms of model time whatever the ADC rate; the first window is full
+    # after about 1.5 s of model-rate samples.
+    assert 110 <= daemon.hops <= 130
+    assert snap["hop_ms"] == pytest.approx(20.0)
+    assert snap["latency_run_ms"]["infer"]["count"] >= 20
+    assert snap["acquisition"]["achieved_rate_hz"] == pytest.approx(2000.0, rel=0.05)
 
 
 def test_reload_swaps_calibration_and_refuses_a_corrupt_one(

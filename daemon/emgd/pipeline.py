@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from emgd.dsp.decimate import StreamingDecimator, decimation_factor
 from emgd.dsp.filters import StreamingFilter
 from emgd.dsp.normalise import Normaliser
 from emgd.dsp.window import Window, Windower, WindowSpec
@@ -95,6 +96,10 @@ class InferencePipeline:
         Number of commanded angle vectors the model sees (``A(n)``, ``A(n−1)``…).
     max_block_frames:
         Largest block windowed without a copy (default: one window).
+    input_rate_hz:
+        Rate of the blocks fed in (default: the model's). A whole multiple of the model's
+        rate is decimated (:class:`~emgd.dsp.decimate.StreamingDecimator`) before the
+        filter; stream indices count samples at the model's rate.
 
     Notes
     -----
@@ -110,6 +115,7 @@ class InferencePipeline:
         *,
         history: int = DEFAULT_HISTORY,
         max_block_frames: int | None = None,
+        input_rate_hz: float | None = None,
     ) -> None:
         if normaliser.n_channels != contract.n_channels:
             raise ModelError(
@@ -126,6 +132,12 @@ class InferencePipeline:
             window_s=contract.window_samples / fs_hz, hop_s=contract.hop_samples / fs_hz
         )
         self._max_block_frames = max_block_frames
+        factor = (
+            1
+            if input_rate_hz is None
+            else decimation_factor(input_rate_hz, fs_hz, "InferencePipeline input rate")
+        )
+        self._decimator = StreamingDecimator(factor, contract.n_channels)
         self._filter = StreamingFilter(contract.filter_spec, fs_hz, contract.n_channels)
         self._windower = self._new_windower()
         self._n_outputs = len(contract.finger_order)
@@ -182,7 +194,7 @@ class InferencePipeline:
 
     @property
     def frames_seen(self) -> int:
-        """Samples fed since the last reset (the stream index of the next sample)."""
+        """Samples (at the model's rate) since the last reset: the next sample's stream index."""
         return self._windower.frames_seen
 
     @property
@@ -197,6 +209,7 @@ class InferencePipeline:
 
     def reset(self) -> None:
         """Start a new stream: fresh filter and windows, history back at the rest pose."""
+        self._decimator.reset()
         self._filter.reset(None)
         self._windower = self._new_windower()
         self._history_deg = np.tile(self._rest_deg, self._history_deg.size // self._n_outputs)
@@ -228,7 +241,8 @@ class InferencePipeline:
         Parameters
         ----------
         block_uv:
-            Shape ``(n, C)``, raw samples in µV following the previous block.
+            Shape ``(n, C)``, raw samples in µV following the previous block, at the input
+            rate.
 
         Returns
         -------
@@ -242,6 +256,8 @@ class InferencePipeline:
                 f"block shape {x.shape}: the model expects (n, {self._contract.n_channels})"
             )
         t0 = time.perf_counter_ns()
+        if self._decimator.factor > 1:
+            x = self._decimator.process(x)
         filtered = self._filter.process(x)
         self._normaliser.apply(filtered, out=filtered)
         t1 = time.perf_counter_ns()

@@ -38,6 +38,7 @@ from emgd.hw.servo_math import (
     pulse_us_to_angle_deg,
     pulse_us_to_counts,
 )
+from emgd.latency import LatencyRecorder
 from emgd.poses import pose_angles_deg
 from emgd.safety import SafetyGate, SafetySettings, SafetyState
 from emgd.systemd import Notifier
@@ -50,8 +51,6 @@ SOURCE_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 SYSTEM_RUNTIME_DIR = Path("/run/emgd")
 SYSTEM_STATE_DIR = Path("/var/lib/emgd")
 SOCKET_NAME = "emgd.sock"
-LATENCY_WINDOW = 2000
-STAGES = ("acquire", "filter", "window", "infer", "safety", "i2c_write", "end_to_end")
 STATUS_EVERY_HOPS = 5
 #: Raw samples kept per channel for the mains ratio shown by status.
 MAINS_WINDOW_S = 0.2
@@ -108,28 +107,6 @@ def resolve_state_dir(config: Config, env: Mapping[str, str] | None = None) -> P
     if env.get("STATE_DIRECTORY"):
         return Path(env["STATE_DIRECTORY"].split(":")[0])
     return _writable_dir([SYSTEM_STATE_DIR, Path.home() / ".local" / "state" / "emgd"])
-
-
-class LatencyRecorder:
-    """The last ``LATENCY_WINDOW`` durations per stage, in ms, with percentiles."""
-
-    def __init__(self) -> None:
-        self._samples: dict[str, deque[float]] = {s: deque(maxlen=LATENCY_WINDOW) for s in STAGES}
-
-    def add(self, stage: str, duration_ns: int) -> None:
-        self._samples[stage].append(duration_ns / 1e6)
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        for stage, values in self._samples.items():
-            if values:
-                arr = np.fromiter(values, dtype=np.float64)
-                out[stage] = {
-                    "p50": float(np.percentile(arr, 50)),
-                    "p99": float(np.percentile(arr, 99)),
-                    "max": float(arr.max()),
-                }
-        return out
 
 
 def live_contract(model: Any, config: Config) -> Any:
@@ -258,11 +235,16 @@ class Daemon:
             self._acq.stop()
             raise
         self._pipeline = InferencePipeline(
-            contract, self._calibration.normaliser(), self._model, history=self._model.spec.history
+            contract,
+            self._calibration.normaliser(),
+            self._model,
+            history=self._model.spec.history,
+            input_rate_hz=cfg.adc.sample_rate_hz,
         )
+        # Calibration sees the frames as they come, at the ADC's rate.
         self._calibrate = CalibrationService(
             contract.filter_spec,
-            contract.sample_rate_hz,
+            cfg.adc.sample_rate_hz,
             contract.n_channels,
             self.state_dir,
             self.clock,
@@ -437,6 +419,7 @@ class Daemon:
         """One control step: frames → pipeline → safety → servos → status."""
         assert self._acq and self._pipeline and self._safety and self._servo and self._calibrate
         clock = self.clock
+        t_hop = clock.monotonic_ns()
         while self._commands:
             self._commands.popleft()()
         batch = self._acq.read_new()
@@ -517,7 +500,8 @@ class Daemon:
             log.error("servo write failed: %s", exc)
         t_written = clock.monotonic_ns()
         if self._servo.hand is not None:
-            self._servo.hand.update()
+            self._servo.hand.update()  # the simulated hand's physics: not compute of ours
+        t_ours = clock.monotonic_ns()
 
         if batch.n_frames:
             self.latency.add("filter", t_filter)
@@ -541,6 +525,8 @@ class Daemon:
             self._publish_status()
         if self.hops % max(1, round(SUMMARY_EVERY_S * NS_PER_S / self._hop_ns)) == 0:
             self._log_summary()
+        # Compute: the whole hop but the simulated hand (status and journal included).
+        self.latency.add("compute", (t_written - t_hop) + (clock.monotonic_ns() - t_ours))
         healthy = not faults and not model_failed
         interval = self.notifier.watchdog_interval_s()
         due = interval is not None and (t_written - self._last_watchdog_ns) / NS_PER_S >= interval
@@ -609,6 +595,8 @@ class Daemon:
                 "overrun": self._overrun,
             },
             "latency_ms": self.latency.summary(),
+            "latency_run_ms": self.latency.run_summary(),
+            "hop_ms": self._hop_ns / 1e6,
             "channels": [
                 {
                     "rms_uv": float(self._rms_uv[c]),
@@ -674,7 +662,11 @@ class Daemon:
                 self._model = old_model
                 raise
             pipeline = InferencePipeline(
-                contract, calibration.normaliser(), model, history=model.spec.history
+                contract,
+                calibration.normaliser(),
+                model,
+                history=model.spec.history,
+                input_rate_hz=self.config.adc.sample_rate_hz,
             )
         except EmgdError as exc:
             log.error("reload refused, keeping model %s: %s", self._model.identity, exc)

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from emgd.clock import NS_PER_S, Clock, SystemClock
 from emgd.config import FINGERS
+from emgd.latency import STAGES
 from emgd.status_client import (
     DEFAULT_SOCKET_PATH,
     DEFAULT_TIMEOUT_S,
@@ -35,7 +36,7 @@ ANGLE_FULL_SCALE_DEG = 180.0
 WATCH_BAR_WIDTH = 30
 LABEL_WIDTH = 14
 #: Latency stages in pipeline order (snapshot keys under ``latency_ms``).
-LATENCY_STAGES = ("acquire", "filter", "window", "infer", "safety", "i2c_write", "end_to_end")
+LATENCY_STAGES = STAGES
 #: Acquisition counters in the order shown (snapshot keys under ``acquisition``).
 ACQUISITION_COUNTERS = ("lost", "stale", "railed", "invalid", "timeouts", "overrun")
 #: Angle rows of the finger table: (snapshot key under ``angles_deg``, column title).

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from emgd.dsp.decimate import decimation_factor
 from emgd.dsp.filters import FilterSpec, design_sos
 from emgd.errors import ConfigError, ModelError
 from emgd.model.spec import ModelSpec
@@ -354,18 +355,24 @@ class PreprocessContract:
         """Refuse to run this model with a daemon configuration it was not trained for.
 
         Compares ``adc.sample_rate_hz`` and ``adc.channels`` (the daemon feeds the first
-        ``adc.channels`` inputs in order, so the channel count fixes the order too).
+        ``adc.channels`` inputs in order, so the channel count fixes the order too). The ADC
+        may run at a whole multiple of the model's rate: the daemon decimates
+        (:mod:`emgd.dsp.decimate`) before the model's filter.
 
         Raises
         ------
         ModelError
-            E.g. ``model expects 1000 Hz, config adc.sample_rate_hz = 2000``.
+            E.g. ``model expects 1000 Hz or a whole multiple, config adc.sample_rate_hz =
+            1500``.
         """
         fs_hz = config.adc.sample_rate_hz
-        if abs(float(fs_hz) - self.sample_rate_hz) > RATE_TOLERANCE_HZ:
+        try:
+            decimation_factor(float(fs_hz), self.sample_rate_hz, "config adc.sample_rate_hz")
+        except ConfigError:
             raise ModelError(
-                f"model expects {self.sample_rate_hz:g} Hz, config adc.sample_rate_hz = {fs_hz}"
-            )
+                f"model expects {self.sample_rate_hz:g} Hz or a whole multiple (decimated), "
+                f"config adc.sample_rate_hz = {fs_hz}"
+            ) from None
         channels = config.adc.channels
         if channels != self.n_channels:
             raise ModelError(
