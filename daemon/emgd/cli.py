@@ -10,7 +10,8 @@ Commands:
   the commented default file;
 - ``emgd model info MODEL``: the spec, receptive fields, contract and card of a model file;
 - ``emgd eval MODEL --dataset 3dc|contraction|synthetic``: closed-loop scores of a model per
-  participant, beside the ridge and LDA baselines and "always rest" (``--json`` for the dict).
+  participant, beside the ridge and LDA baselines and "always rest" (``--json`` for the dict);
+- ``emgd bench``: the real loop on the simulated board, measured (:mod:`emgd.bench`).
 
 Every failure prints one line naming what and where and returns the exit code of its
 error class (see :mod:`emgd.errors` and the README); ``--debug`` adds the traceback.
@@ -173,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="history inputs: own outputs (default), held at rest, or true targets",
     )
     ev.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    bench = sub.add_parser(
+        "bench", help="latency, lost samples, CPU and memory of the real loop, measured"
+    )
+    from emgd.bench.command import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
     return parser
 
 
@@ -198,6 +206,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             return _model_info(args, out)
         if args.command == "eval":
             return _eval(args, out)
+        if args.command == "bench":
+            from emgd.bench.command import run as run_bench_command
+
+            return run_bench_command(args, out)
     except EmgdError as exc:
         if args.debug:
             log.exception("%s", exc)

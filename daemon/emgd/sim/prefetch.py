@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from emgd.errors import ConfigError, HardwareInitError, HardwareIOError
 from emgd.hw.interfaces import FloatArray
+from emgd.procname import set_process_name
 from emgd.sim.motor_units import DEFAULT_CO_CONTRACTION, DEFAULT_UNITS_PER_MUSCLE
 from emgd.sim.synthetic_emg import (
     BLOCK_S,
@@ -53,6 +54,7 @@ from emgd.sim.synthetic_emg import (
 from emgd.sim.trajectory import Trajectory
 
 # --- defaults -----------------------------------------------------------------------------
+RENDERER_PROCESS_NAME = "emgd-wearer"  # the simulated wearer's EMG renderer
 DEFAULT_LEAD_S = 0.5  # how far ahead of the consumer the child renders
 DEFAULT_CHUNK_S = BLOCK_S  # one ring slot = one internal render block of the generator
 MIN_SLOTS = 2  # so the child refills one slot while the parent drains another
@@ -623,6 +625,7 @@ def _lower_priority() -> None:
 def _child_main(conn: Connection, job: _ChildJob) -> None:
     """Entry point of the generator process: build, report ready, produce until told."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    set_process_name(RENDERER_PROCESS_NAME)
     if job.background:
         _lower_priority()
     try:

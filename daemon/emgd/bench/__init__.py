@@ -1,0 +1,1 @@
+"""``emgd bench``: measurements of the controller's speed, losses and footprint."""

@@ -1,0 +1,205 @@
+"""What ``emgd bench`` runs, in order, and the figures it takes from each run.
+
+This module owns the bench's plan: one measured daemon run at the chosen rate and
+duration (latency per stage and end to end, compute per hop as a fraction of the hop,
+samples lost, start-up time, CPU and memory of every process), the search for the
+highest sampling rate sustained without a lost sample (1, 2, 4, 8, 16 kSPS, stopping at
+the first that loses one), and the side-by-side micro-benchmarks (onnxruntime versus
+PyTorch eager, streaming filter versus whole-window ``filtfilt``). Each daemon run goes
+through an injected ``run`` function, so the plan and the arithmetic are tested without
+starting anything; the report layout lives in :mod:`emgd.bench.report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from emgd.bench.daemon_run import DaemonRunResult
+
+#: The ADS1299's rates the search climbs (SPS per channel).
+SEARCH_RATES_HZ = (1000, 2000, 4000, 8000, 16000)
+
+RunFn = Callable[[Sequence[str], float], DaemonRunResult]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchPlan:
+    """What to run.
+
+    Attributes
+    ----------
+    duration_s:
+        Length of the measured run after READY.
+    sample_rate_hz, channels:
+        ADC settings of the measured run.
+    model_path:
+        ``model.path`` for the daemon ("" = the shipped default).
+    search_rates_hz, search_s:
+        Rates tried by the sustained-rate search and how long each; ``search_s = 0`` skips it.
+    """
+
+    duration_s: float = 60.0
+    sample_rate_hz: int = 1000
+    channels: int = 8
+    model_path: str = ""
+    search_rates_hz: tuple[int, ...] = SEARCH_RATES_HZ
+    search_s: float = 60.0
+
+    def overrides(self, sample_rate_hz: int) -> list[str]:
+        """``--set`` options of a daemon run at ``sample_rate_hz``."""
+        items = [f"adc.sample_rate_hz={sample_rate_hz}", f"adc.channels={self.channels}"]
+        if self.model_path:
+            items.append(f"model.path={self.model_path}")
+        return items
+
+
+def lost_samples(status: dict[str, Any]) -> int:
+    """Samples that never reached the model: lost at the chip plus overrun in the ring."""
+    acq = status.get("acquisition", {})
+    return int(acq.get("lost", 0)) + int(acq.get("overrun", 0))
+
+
+def summarise_run(result: DaemonRunResult) -> dict[str, Any]:
+    """The figures of one daemon run, from its final status and its process samples."""
+    status = result.status
+    acq = dict(status.get("acquisition", {}))
+    latency = dict(status.get("latency_run_ms", {}))
+    compute = latency.pop("compute", None)
+    hop_ms = float(status.get("hop_ms", 0.0))
+    fraction: dict[str, float] | None = None
+    if compute is not None and hop_ms > 0:
+        fraction = {k: compute[k] / hop_ms for k in ("p50", "p99", "max")}
+    procs = result.processes
+    return {
+        "sample_rate_hz": acq.get("sample_rate_hz"),
+        "ready_s": result.ready_s,
+        "measured_s": result.measured_s,
+        "exit_code": result.exit_code,
+        "samples": {
+            "frames": acq.get("frames"),
+            "lost": lost_samples(status),
+            "lost_at_chip": acq.get("lost"),
+            "overrun": acq.get("overrun"),
+            "stale": acq.get("stale"),
+            "railed": acq.get("railed"),
+            "invalid": acq.get("invalid"),
+            "timeouts": acq.get("timeouts"),
+            "achieved_rate_hz": acq.get("achieved_rate_hz"),
+        },
+        "hop_ms": hop_ms,
+        "latency_ms": latency,
+        "compute_ms": compute,
+        "compute_fraction_of_hop": fraction,
+        "cpu_percent": {
+            "total": procs.get("cpu_percent"),
+            **{g: v["cpu_percent"] for g, v in procs.get("groups", {}).items()},
+        },
+        "memory_mib": {
+            "peak_rss_sum": procs.get("peak_rss_sum_mib"),
+            "peak_pss_sum": procs.get("peak_pss_sum_mib"),
+            **{
+                f"{g}_peak_{kind}_sum": v[f"peak_{kind}_sum_mib"]
+                for g, v in procs.get("groups", {}).items()
+                for kind in ("rss", "pss")
+            },
+        },
+        "processes": procs.get("processes", []),
+        "state": status.get("state"),
+        "faults": status.get("faults"),
+        "hardware": status.get("hardware"),
+        "model": status.get("model"),
+    }
+
+
+def search_sustained_rate(
+    rates_hz: Sequence[int],
+    duration_s: float,
+    run_at: Callable[[int], DaemonRunResult],
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Climb ``rates_hz`` until a run loses a sample; the last clean rate is the answer.
+
+    Returns
+    -------
+    dict
+        ``{"duration_s", "runs": [{sample_rate_hz, lost, frames, ...}], "highest_sustained_hz"}``
+        (``highest_sustained_hz`` is None when even the first rate lost samples).
+    """
+    runs: list[dict[str, Any]] = []
+    highest: int | None = None
+    for rate_hz in rates_hz:
+        summary = summarise_run(run_at(rate_hz))
+        samples = summary["samples"]
+        entry = {
+            "sample_rate_hz": rate_hz,
+            "lost": samples["lost"],
+            "frames": samples["frames"],
+            "stale": samples["stale"],
+            "achieved_rate_hz": samples["achieved_rate_hz"],
+            "end_to_end_p99_ms": summary["latency_ms"].get("end_to_end", {}).get("p99"),
+            "compute_p99_fraction": (summary["compute_fraction_of_hop"] or {}).get("p99"),
+            "cpu_percent": summary["cpu_percent"].get("total"),
+        }
+        runs.append(entry)
+        if on_result is not None:
+            on_result(entry)
+        if samples["lost"]:
+            break
+        highest = rate_hz
+    return {"duration_s": duration_s, "runs": runs, "highest_sustained_hz": highest}
+
+
+def run_bench(
+    plan: BenchPlan,
+    *,
+    run: RunFn,
+    inference: Callable[[], Any] | None = None,
+    filters: Callable[[], Any] | None = None,
+    machine: Callable[[], dict[str, Any]] | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """Run the plan: the measured run, the rate search, the micro-benchmarks; judge targets.
+
+    Parameters
+    ----------
+    run:
+        Starts a daemon with ``--set`` overrides for a duration (:func:`run_daemon`).
+    inference, filters:
+        The side-by-side micro-benchmarks (skipped when None).
+    machine:
+        Describes the machine (called before and after, for the load average).
+    progress:
+        Gets one line per step (the CLI prints them to stderr).
+    """
+    from emgd.bench.report import judge_targets
+
+    plan_dict = dataclasses.asdict(plan)
+    plan_dict["search_rates_hz"] = list(plan.search_rates_hz)  # JSON has no tuples
+    result: dict[str, Any] = {"plan": plan_dict}
+    if machine is not None:
+        result["machine"] = machine()
+    if inference is not None:
+        progress("inference: onnxruntime vs PyTorch eager")
+        result["inference"] = inference()
+    if filters is not None:
+        progress("filter: streaming vs whole-window filtfilt")
+        result["filter"] = filters()
+    progress(
+        f"measured run: {plan.sample_rate_hz} SPS x {plan.channels} ch for {plan.duration_s:g} s"
+    )
+    result["run"] = summarise_run(run(plan.overrides(plan.sample_rate_hz), plan.duration_s))
+    if plan.search_s > 0:
+        result["rate_search"] = search_sustained_rate(
+            plan.search_rates_hz,
+            plan.search_s,
+            lambda rate_hz: run(plan.overrides(rate_hz), plan.search_s),
+            on_result=lambda r: progress(
+                f"rate search: {r['sample_rate_hz']} SPS for {plan.search_s:g} s: {r['lost']} lost"
+            ),
+        )
+    if machine is not None:
+        result["load_average_1m_after"] = machine()["load_average_1m"]
+    result["targets"] = judge_targets(result)
+    return result
