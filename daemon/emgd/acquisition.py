@@ -120,8 +120,16 @@ class AcquisitionProcess:
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> AcquisitionInfo:
         """Start the child and wait until its chip streams; re-raise its error if it fails."""
+        self.spawn()
+        return self.wait_ready(timeout_s)
+
+    def spawn(self) -> None:
+        """Start the child without waiting (it imports and opens the chip meanwhile)."""
         self._process.start()
         self._child_conn.close()
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> AcquisitionInfo:
+        """Wait until the spawned child's chip streams; re-raise its error if it fails."""
         if not self._conn.poll(timeout_s):
             self.stop()
             raise HardwareIOError(f"acquisition process did not start within {timeout_s:g} s")

@@ -75,6 +75,9 @@ def summarise_run(result: DaemonRunResult) -> dict[str, Any]:
     return {
         "sample_rate_hz": acq.get("sample_rate_hz"),
         "ready_s": result.ready_s,
+        "first_inference_s": None
+        if status.get("first_inference_after_ready_s") is None
+        else result.ready_s + float(status["first_inference_after_ready_s"]),
         "measured_s": result.measured_s,
         "exit_code": result.exit_code,
         "samples": {

@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 from emgd.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
+
+
+def _scipy_signal() -> Any:
+    """:mod:`scipy.signal`, imported on first use rather than with this module: the import
+    takes ~2 s and ~50 MiB on a small machine, and the daemon pays it after READY, while
+    the first window fills (see :meth:`emgd.runner.Daemon.start`)."""
+    from scipy import signal
+
+    return signal
+
 
 # --- defaults (surface EMG carries its power between ~20 and ~450 Hz) ---------------------
 DEFAULT_LOW_HZ = 20.0
@@ -168,6 +178,20 @@ def notch_frequencies_hz(spec: FilterSpec, sample_rate_hz: float) -> tuple[float
     return tuple(float(k * spec.mains_hz) for k in range(1, n_notches + 1))
 
 
+def check_realisable(spec: FilterSpec, sample_rate_hz: float) -> None:
+    """Raise what :func:`design_sos` would raise for this rate, without designing (and so
+    without importing scipy): an empty band or a notch that does not fit.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`effective_band_hz` and :func:`notch_frequencies_hz`.
+    """
+    fs_hz = _check_sample_rate(sample_rate_hz)
+    effective_band_hz(spec, fs_hz)
+    notch_frequencies_hz(spec, fs_hz)
+
+
 def design_sos(spec: FilterSpec, sample_rate_hz: float) -> FloatArray:
     """Design the whole chain as one cascade of second-order sections.
 
@@ -189,6 +213,7 @@ def design_sos(spec: FilterSpec, sample_rate_hz: float) -> FloatArray:
     """
     fs_hz = _check_sample_rate(sample_rate_hz)
     low_hz, high_hz = effective_band_hz(spec, fs_hz)
+    signal = _scipy_signal()
     band_sos = signal.butter(
         spec.order, [low_hz, high_hz], btype="bandpass", fs=fs_hz, output="sos"
     )
@@ -228,6 +253,8 @@ class StreamingFilter:
         self._n_channels = n_channels
         self._sos = design_sos(spec, self._sample_rate_hz)
         # Steady-state state per unit of constant input, shape (n_sections, 2).
+        signal = _scipy_signal()
+        self._sosfilt = signal.sosfilt
         self._unit_zi: FloatArray = np.asarray(signal.sosfilt_zi(self._sos), dtype=np.float64)
         self._state: FloatArray = np.zeros((self.n_sections, 2, n_channels), dtype=np.float64)
         self._primed = False
@@ -336,7 +363,7 @@ class StreamingFilter:
         _require_finite(x, "StreamingFilter.process block")
         if not self._primed:
             self.reset(x[0])
-        y, zf = signal.sosfilt(self._sos, x, axis=0, zi=self._state)
+        y, zf = self._sosfilt(self._sos, x, axis=0, zi=self._state)
         self._state = np.asarray(zf, dtype=np.float64)
         out: FloatArray = np.asarray(y, dtype=np.float64)
         return out

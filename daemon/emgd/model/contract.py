@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from emgd.dsp.decimate import decimation_factor
-from emgd.dsp.filters import FilterSpec, design_sos
+from emgd.dsp.filters import FilterSpec, check_realisable
 from emgd.errors import ConfigError, ModelError
 from emgd.model.spec import ModelSpec
 from emgd.poses import ANGLE_MAX_DEG, ANGLE_MIN_DEG, FINGERS
@@ -209,7 +209,7 @@ class PreprocessContract:
         object.__setattr__(self, "finger_order", fingers)
         # The filter must be realisable at this rate (band edge below Nyquist, notch too).
         try:
-            design_sos(self.filter_spec, fs_hz)
+            check_realisable(self.filter_spec, fs_hz)
         except ConfigError as exc:
             raise ModelError(f"{CONTRACT_WHERE} filter at {fs_hz:g} Hz: {exc}") from None
 

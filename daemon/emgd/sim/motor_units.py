@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtri
 
 from emgd.errors import ConfigError
 from emgd.poses import ANGLE_MAX_DEG, ANGLE_MIN_DEG, FINGERS, N_FINGERS, POSE_ANGLES_DEG, REST
@@ -145,6 +144,16 @@ def angles_to_drives(
     flex_d = np.minimum(flex_m + co_contraction * ext_m, 1.0)
     ext_d = np.minimum(ext_m + co_contraction * flex_m, 1.0)
     return np.concatenate([flex_d, ext_d], axis=-1)
+
+
+def _ndtri(p: FloatArray) -> FloatArray:
+    """Inverse of the standard normal CDF (:func:`scipy.special.ndtri`), imported on first
+    use: the acquisition process imports this module for its constants only and must stay
+    small and quick to start."""
+    from scipy.special import ndtri
+
+    out: FloatArray = ndtri(p)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +381,7 @@ class SpikeGenerator:
                 out_t.append(t_fire)
                 out_u.append(fire)
                 rate = units.rate_hz(drive[active], fire)
-                z = np.clip(ndtri(rnd[active]), -ISI_Z_LIMIT, ISI_Z_LIMIT)
+                z = np.clip(_ndtri(rnd[active]), -ISI_Z_LIMIT, ISI_Z_LIMIT)
                 mean_isi = 1.0 / rate
                 isi_sd = np.maximum(ISI_CV * mean_isi, ISI_SD_FLOOR_S)
                 isi = np.maximum(mean_isi + isi_sd * z, REFRACTORY_S)

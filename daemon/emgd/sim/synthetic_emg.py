@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import fftconvolve
 
 from emgd.errors import ConfigError
 from emgd.poses import N_FINGERS
@@ -124,6 +123,39 @@ def muap_basis(t_s: FloatArray) -> FloatArray:
     h1 = -x * g * math.exp(0.5)
     h2 = (1.0 - x * x) * g
     return np.concatenate([h1, h2], axis=0)
+
+
+def _convolve_valid_summed(impulses: npt.NDArray[Any], kernels: FloatArray) -> FloatArray:
+    """``sum_k (impulses[k] * kernels[k])`` along time, "valid" part only, through the FFT.
+
+    Parameters
+    ----------
+    impulses:
+        Shape ``(K, L, C)``: impulse trains per kernel, time on axis 1.
+    kernels:
+        Shape ``(K, M)`` with ``M <= L``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(L - M + 1, C)``.
+
+    Notes
+    -----
+    numpy's FFT rather than ``scipy.signal.fftconvolve``: importing scipy.signal costs
+    ~2 s and ~50 MiB in each process that renders (the acquisition process and the
+    renderer among them), for this one call; the sum over kernels is done in the
+    frequency domain, so one inverse transform serves all ``K``.
+    """
+    length = impulses.shape[1]
+    n_taps = kernels.shape[1]
+    n_fft = 1 << (length + n_taps - 2).bit_length()  # a power of two >= L + M - 1
+    spectrum = (
+        np.fft.rfft(impulses, n=n_fft, axis=1) * np.fft.rfft(kernels, n=n_fft, axis=1)[:, :, None]
+    )
+    full = np.fft.irfft(spectrum.sum(axis=0), n=n_fft, axis=0)
+    out: FloatArray = full[n_taps - 1 : length]
+    return out
 
 
 class SyntheticEmg:
@@ -478,8 +510,7 @@ class SyntheticEmg:
         impulses = np.bincount(
             flat.ravel(), weights=weights.ravel(), minlength=n_k * length * n_ch
         ).reshape(n_k, length, n_ch)
-        conv = fftconvolve(impulses, kernels[:, :, None], mode="valid", axes=1)
-        result: FloatArray = conv.sum(axis=0)
+        result: FloatArray = _convolve_valid_summed(impulses, kernels)
         return result
 
     def _render_mains(self, t_s: FloatArray, fs: float) -> FloatArray:
