@@ -328,6 +328,7 @@ def live(
             f"daemon.runtime_dir={str(tmp / 'run')!r}",
             f"daemon.state_dir={str(tmp / 'state')!r}",
             "daemon.realtime_priority=0",
+            "daemon.loop_priority=0",
             "daemon.lock_memory=false",
         ],
     )

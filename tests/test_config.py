@@ -640,6 +640,9 @@ COMPANIONS: dict[str, tuple[str, str]] = {
     "max_pulse_us": ("min_pulse_us = 300.0", "exclude_min"),
     "min_angle_deg": ("max_angle_deg = 180.0", "exclude_max"),
     "max_angle_deg": ("min_angle_deg = 0.0", "exclude_min"),
+    # The loop must stay below acquisition's SCHED_FIFO priority.
+    "loop_priority": ("realtime_priority = 99", ""),
+    "realtime_priority": ("loop_priority = 0", ""),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ def daemon_config(model: Path, tmp_path: Path, *extra: str) -> Config:
             f"daemon.runtime_dir={str(tmp_path / 'run')!r}",
             f"daemon.state_dir={str(tmp_path / 'state')!r}",
             "daemon.realtime_priority=0",
+            "daemon.loop_priority=0",
             "daemon.lock_memory=false",
             *extra,
         ],
@@ -141,3 +143,28 @@ def test_reload_swaps_calibration_and_refuses_a_corrupt_one(
         assert max(ratios) > 0.001
     finally:
         daemon.shutdown()
+
+
+def test_the_loop_runs_at_fifo_priority_and_gives_it_back() -> None:
+    from emgd.runner import loop_scheduling
+
+    before = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    try:
+        with loop_scheduling(12):
+            inside = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    except PermissionError:  # pragma: no cover - depends on the machine
+        pytest.skip("SCHED_FIFO not permitted here")
+    if inside == before:
+        pytest.skip("SCHED_FIFO not permitted here (a warning was logged)")
+    assert inside == (os.SCHED_FIFO, 12)
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+
+
+def test_the_loop_priority_must_stay_below_acquisitions() -> None:
+    from emgd.config import load_config
+    from emgd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"daemon.loop_priority = 50: must be below"):
+        load_config(env={}, overrides=["daemon.loop_priority=50"])
+    with pytest.raises(ConfigError, match=r"daemon.realtime_priority = 0"):
+        load_config(env={}, overrides=["daemon.realtime_priority=0"])

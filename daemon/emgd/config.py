@@ -222,6 +222,12 @@ class DaemonConfig:
     acquisition_cpu: int = option(
         -1, "CPU to pin acquisition to (-1 = any)", min_value=-1, max_value=255
     )
+    loop_priority: int = option(
+        40,
+        "SCHED_FIFO priority of the control loop, below acquisition's (0 = normal)",
+        min_value=0,
+        max_value=98,
+    )
     lock_memory: bool = option(True, "mlockall the acquisition process")
 
 
@@ -450,6 +456,13 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 f"{src}: adc.mcp3008.offset_v = {mcp.offset_v:g}: above vref_v = {mcp.vref_v:g}"
             )
+    d = config.daemon
+    if d.loop_priority and d.loop_priority >= (d.realtime_priority or 1):
+        raise ConfigError(
+            f"{src}: daemon.loop_priority = {d.loop_priority}: must be below "
+            f"daemon.realtime_priority = {d.realtime_priority} (acquisition must preempt the "
+            "loop: the ADS1299 has no FIFO), or 0"
+        )
     for finger, servo in zip(FINGERS, config.servo.fingers(), strict=True):
         key = f"servo.{finger}"
         if servo.min_pulse_us >= servo.max_pulse_us:

@@ -13,6 +13,7 @@ the loop is healthy. The stages themselves live elsewhere; this module only comp
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import grp
 import logging
@@ -20,7 +21,7 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,34 @@ def resolve_state_dir(config: Config, env: Mapping[str, str] | None = None) -> P
     if env.get("STATE_DIRECTORY"):
         return Path(env["STATE_DIRECTORY"].split(":")[0])
     return _writable_dir([SYSTEM_STATE_DIR, Path.home() / ".local" / "state" / "emgd"])
+
+
+@contextlib.contextmanager
+def loop_scheduling(fifo_priority: int) -> Iterator[None]:
+    """Run the calling thread at SCHED_FIFO ``fifo_priority`` (0: leave it), then restore.
+
+    Other threads of the process (the status server's) keep the normal policy, so a flood
+    of clients cannot take the CPU from the loop or the acquisition process.
+    """
+    if not fifo_priority or not hasattr(os, "sched_setscheduler"):
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo_priority))
+    except PermissionError:
+        log.warning(
+            "control loop: SCHED_FIFO %d not permitted (needs CAP_SYS_NICE or LimitRTPRIO=; "
+            "the systemd unit grants it): hops may be late under load",
+            fifo_priority,
+        )
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, param)
 
 
 def live_contract(model: Any, config: Config) -> Any:
@@ -436,18 +465,24 @@ class Daemon:
 
     # ------------------------------------------------------------------ the loop
     def run(self, should_stop: Callable[[], bool], duration_s: float | None = None) -> None:
-        """Hop on absolute deadlines until ``should_stop()`` or ``duration_s`` elapses."""
-        next_ns = self.clock.monotonic_ns() + self._hop_ns
-        end_ns = None if duration_s is None else self.started_ns + round(duration_s * NS_PER_S)
-        while not should_stop():
-            self.clock.sleep_until_ns(next_ns)
-            now = self.clock.monotonic_ns()
-            if end_ns is not None and now >= end_ns:
-                break
-            self.hop()
-            next_ns += self._hop_ns
-            if now - next_ns > MAX_CATCH_UP_HOPS * self._hop_ns:
-                next_ns = now + self._hop_ns
+        """Hop on absolute deadlines until ``should_stop()`` or ``duration_s`` (from now).
+
+        The calling thread runs at ``daemon.loop_priority`` (SCHED_FIFO, below the
+        acquisition process) while it hops, when permitted, and gets its policy back after.
+        """
+        first_ns = self.clock.monotonic_ns()
+        next_ns = first_ns + self._hop_ns
+        end_ns = None if duration_s is None else first_ns + round(duration_s * NS_PER_S)
+        with loop_scheduling(self.config.daemon.loop_priority):
+            while not should_stop():
+                self.clock.sleep_until_ns(next_ns)
+                now = self.clock.monotonic_ns()
+                if end_ns is not None and now >= end_ns:
+                    break
+                self.hop()
+                next_ns += self._hop_ns
+                if now - next_ns > MAX_CATCH_UP_HOPS * self._hop_ns:
+                    next_ns = now + self._hop_ns
 
     def submit(self, command: Callable[[], None]) -> None:
         """Run ``command`` in the loop thread at the next hop (for socket handlers)."""
