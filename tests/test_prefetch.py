@@ -309,3 +309,23 @@ def test_simulated_board_prefetches_only_in_real_time() -> None:
         assert isinstance(fake_board.sim.wearer, SyntheticEmg)
     finally:
         fake_board.close()
+
+
+def test_wait_rendered_fills_the_lead_and_consumes_nothing() -> None:
+    spec = _spec(7)
+    with PrefetchedSource(spec, sample_rate_hz=1000.0, lead_s=0.2, chunk_s=0.05) as src:
+        src.wait_rendered()
+        # Every slot is rendered now: taking a whole lead's worth finds each one filled.
+        assert all(src._ring.filled.acquire(block=False) for _ in range(4))
+        for _ in range(4):
+            src._ring.filled.release()
+        src.wait_rendered()  # again: still nothing consumed
+        _assert_same_stream(src, spec.build(), [(450, 1000.0), (10, 1000.0)])
+        src.wait_rendered()  # while holding a partly read chunk
+
+
+def test_wait_rendered_on_a_closed_source_fails() -> None:
+    src = PrefetchedSource(_spec(8), sample_rate_hz=1000.0, lead_s=0.1, chunk_s=0.05)
+    src.close()
+    with pytest.raises(HardwareIOError, match="wait_rendered: the source is closed"):
+        src.wait_rendered()

@@ -299,6 +299,8 @@ def _child_main(
         adc_side = open_adc_side(config, clock)
         adc = adc_side.adc
         wearer = adc_side.wearer
+        if wearer is not None and hasattr(wearer, "wait_rendered"):
+            wearer.wait_rendered()  # the simulated wearer's first samples, before the chip runs
         adc.start()
         gc.collect()
         gc.freeze()

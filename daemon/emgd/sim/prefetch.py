@@ -418,6 +418,30 @@ class PrefetchedSource:
         self._chunk_slot = -1
         self._ring.free.release()
 
+    def wait_rendered(self) -> None:
+        """Block until the child has rendered the whole lead, consuming nothing.
+
+        Call it before the first real-time read: otherwise the first reads wait for the
+        child's start-up rendering and a simulated ADC counts the conversions that pass
+        meanwhile as lost frames. Each slot wait is bounded by ``timeout_s``.
+
+        Raises
+        ------
+        HardwareIOError
+            The source is closed, or the child died, failed or is too slow.
+        """
+        if self._closed:
+            raise HardwareIOError("PrefetchedSource.wait_rendered: the source is closed")
+        ring = self._ring
+        held = 0
+        try:
+            for _ in range(ring.n_slots - (1 if self._chunk_slot >= 0 else 0)):
+                self._wait_filled()
+                held += 1
+        finally:
+            for _ in range(held):
+                ring.filled.release()
+
     def _take_chunk(self) -> None:
         """Wait for the next slot of the current epoch; slots of older epochs are dropped."""
         ring = self._ring
