@@ -187,7 +187,7 @@ def run_daemon(
                     clock.sleep_until_ns(min(end_ns, now_ns + poll_ns))
                     monitor.sample()
                 with StatusClient(runtime_dir / "emgd.sock", STATUS_TIMEOUT_S) as client:
-                    status = client.call("status")
+                    status = client.call("status", {"since_start": True})
                 measured_ns = clock.monotonic_ns()
                 monitor.sample()
                 if not isinstance(status, dict):
