@@ -15,12 +15,15 @@ from emgd.model.network import EmgNet
 from emgd.model.spec import SILENCE_KERNEL, ModelSpec
 from emgd.model.stream import build_stream, hop_ends, protocol_order
 from emgd.model.train import (
+    LOSS_SCALE_DEG,
+    RECIPE_NOTES,
     TrainConfig,
     TrainResult,
     closed_loop_predict,
     evaluate_closed_loop,
     features_at,
     load_checkpoint,
+    recipe_spec,
     save_checkpoint,
     train_model,
 )
@@ -264,3 +267,76 @@ def test_checkpoint_round_trip(tmp_path: Path, split: Split, trained: TrainResul
     got = evaluate_closed_loop(back, split.test)
     want = evaluate_closed_loop(trained, split.test)
     assert got["mae_mean_deg"] == want["mae_mean_deg"]
+
+
+# ----------------------------------------------------------------------------- recipe
+# The literals below are copied from RECIPE_NOTES (what validation chose), not from the code,
+# so a change to either the notes or the defaults without the other fails here.
+
+
+def _notes_text() -> str:
+    return " ".join(RECIPE_NOTES.split())
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "seed spec with T = 10, dropout 0.3 and the pose-mixture head",
+        "AdamW lr 1e-3, weight decay 0.05",
+        "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 16 per step",
+        "L1 + MSE on angles / 30 deg plus 0.3 x pose cross-entropy",
+        "per-channel gain jitter (log-sd 0.15)",
+        "noisy true history (sd 10 deg) before each sequence",
+        "early stopping, patience 8",
+    ],
+)
+def test_recipe_notes_still_state_the_tested_values(claim: str) -> None:
+    assert claim in _notes_text()
+
+
+@pytest.mark.parametrize(("fs_hz", "n_channels"), [(1000.0, 8), (500.0, 4), (2000.0, 10)])
+def test_recipe_spec_is_the_spec_the_notes_validated(fs_hz: float, n_channels: int) -> None:
+    spec = recipe_spec(fs_hz, n_channels)
+    assert (spec.sample_rate_hz, spec.n_channels) == (fs_hz, n_channels)
+    assert spec.common_length == 10
+    assert spec.dropout == 0.3
+    assert spec.head == "pose_mixture"
+    # Every other field keeps its seed value.
+    seed = ModelSpec(sample_rate_hz=fs_hz, n_channels=n_channels)
+    assert spec == ModelSpec(
+        sample_rate_hz=fs_hz,
+        n_channels=n_channels,
+        common_length=10,
+        dropout=0.3,
+        head="pose_mixture",
+    )
+    assert (spec.branches, spec.stage2, spec.mlp, spec.history, spec.pool_s) == (
+        seed.branches,
+        seed.stage2,
+        seed.mlp,
+        seed.history,
+        seed.pool_s,
+    )
+
+
+def test_train_config_defaults_are_the_recipe_in_the_notes() -> None:
+    config = TrainConfig()
+    assert config.learning_rate == 1e-3
+    assert config.weight_decay == 0.05
+    assert config.sequence_hops == 50
+    assert config.sequence_hops * recipe_spec(1000.0, 8).hop_s == pytest.approx(1.0)
+    assert config.batch_sequences == 16
+    assert config.detach_history is False  # back-propagation through the rollout
+    assert LOSS_SCALE_DEG == 30.0
+    assert config.pose_loss_weight == 0.3
+    assert config.gain_jitter == 0.15
+    assert config.history_noise_deg == 10.0
+    assert config.patience_epochs == 8
+
+
+def test_train_model_defaults_to_the_recipe_spec(split: Split) -> None:
+    quick = TrainConfig(sequence_hops=10, batch_sequences=4, max_epochs=1)
+    result = train_model(split, seed=0, max_minutes=0.05, config=quick)
+    assert result.spec == recipe_spec(FS_HZ, N_CHANNELS)
+    assert result.report["spec"]["common_length"] == 10
+    assert result.report["spec"]["dropout"] == 0.3
