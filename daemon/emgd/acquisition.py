@@ -301,9 +301,11 @@ def _child_main(
         wearer = adc_side.wearer
         if wearer is not None and hasattr(wearer, "wait_rendered"):
             wearer.wait_rendered()  # the simulated wearer's first samples, before the chip runs
-        adc.start()
+        # Collect before the first conversion: a full collection here took ~40 ms, which
+        # at 1 kSPS is 40 frames lost before the first read.
         gc.collect()
         gc.freeze()
+        adc.start()
         ring.set_state(STATE_RUNNING)
         conn.send(
             (
