@@ -60,7 +60,8 @@ def test_a_daemon_that_never_says_ready_times_out() -> None:
 
 def test_a_short_bench_writes_the_documented_json(tmp_path: Path) -> None:
     out, path = io.StringIO(), tmp_path / "bench.json"
-    argv = ["bench", "--duration", "2", "--search", "0", "--runs", "5", "--json", str(path)]
+    argv = ["bench", "--duration", "2", "--search", "0", "--runs", "5", "--floor", "0.5"]
+    argv += ["--json", str(path)]
     assert main(argv, stdout=out) == 0
     result = json.loads(path.read_text())
     assert {"plan", "machine", "inference", "filter", "run", "targets"} <= set(result)
@@ -80,3 +81,5 @@ def test_a_short_bench_writes_the_documented_json(tmp_path: Path) -> None:
     assert len(result["targets"]) == 8
     assert all(set(t) == {"name", "target", "measured", "met", "note"} for t in result["targets"])
     assert result["machine"]["onnxruntime"]
+    floor = result["machine_floor"]
+    assert floor["sample_rate_hz"] == 1000 and floor["wakeups"] > 400

@@ -23,6 +23,7 @@ from emgd.errors import ConfigError
 DEFAULT_DURATION_S = 60.0
 DEFAULT_SEARCH_S = 60.0
 DEFAULT_RUNS = 300
+DEFAULT_FLOOR_S = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runs", type=int, default=DEFAULT_RUNS, metavar="N",
         help="timed calls of each micro-benchmark",
+    )  # fmt: skip
+    parser.add_argument(
+        "--floor", type=float, default=DEFAULT_FLOOR_S, metavar="S",
+        help="seconds of the machine's real-time floor measurement (0: skip it)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write JSON here")
 
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int
     """The command: 0 when it ran (targets missed are in the report, not the exit code)."""
     from emgd.bench import micro
     from emgd.bench.daemon_run import run_daemon
+    from emgd.bench.floor import measure_floor
     from emgd.bench.report import machine_info, render_table
     from emgd.clock import SystemClock
     from emgd.config import load_config
@@ -114,6 +120,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int
         run=lambda sets, duration_s: run_daemon(sets, duration_s, clock),
         inference=lambda: micro.compare_inference(model_path, runs=args.runs),
         filters=lambda: micro.compare_filters(contract, runs=args.runs),
+        floor=None
+        if args.floor <= 0
+        else lambda: measure_floor(plan.sample_rate_hz, duration_s=args.floor),
         machine=machine_info,
         progress=progress,
     )

@@ -99,6 +99,13 @@ def judge_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     targets: list[dict[str, Any]] = []
 
     lost = _get(run, "samples", "lost")
+    floor = result.get("machine_floor") or {}
+    floor_note = (
+        f"; machine floor: a bare SCHED_FIFO loop woke more than a period late "
+        f"{floor['later_than_a_period']} times in {floor['duration_s']:g} s"
+        if "later_than_a_period" in floor
+        else ""
+    )
     at_lossless = (
         rate_hz == LOSSLESS_RATE_HZ
         and channels == TARGET_CHANNELS
@@ -110,7 +117,8 @@ def judge_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             f"0 at {LOSSLESS_RATE_HZ} SPS x {TARGET_CHANNELS} ch for {LOSSLESS_MIN_S / 60:g} min",
             lost,
             (lost == 0) if at_lossless and lost is not None else None,
-            "" if at_lossless else f"this run: {rate_hz} SPS, {run.get('measured_s', 0):.0f} s",
+            ("" if at_lossless else f"this run: {rate_hz} SPS, {run.get('measured_s', 0):.0f} s")
+            + floor_note,
         )
     )
     search = result.get("rate_search")
@@ -238,6 +246,16 @@ def render_table(result: dict[str, Any]) -> str:
         f"{_num(mem.get('daemon_peak_pss_sum'), 1)}, "
         f"peak RSS {_num(mem.get('daemon_peak_rss_sum'), 1)}",
     ]
+    floor = result.get("machine_floor") or {}
+    if "later_than_a_period" in floor:
+        lines.append(
+            f"machine floor at {floor['sample_rate_hz']:g} Hz: a bare SCHED_FIFO loop woke more "
+            f"than a period late {floor['later_than_a_period']} times in "
+            f"{floor['duration_s']:g} s (late p99 {floor['late_p99_us']:.0f} us, max "
+            f"{floor['late_max_us']:.0f} us)"
+        )
+    elif floor:
+        lines.append(f"machine floor: {floor.get('error')}")
     search = result.get("rate_search")
     if search:
         tried = ", ".join(f"{r['sample_rate_hz']}: {r['lost']} lost" for r in search["runs"])

@@ -160,6 +160,7 @@ def run_bench(
     run: RunFn,
     inference: Callable[[], Any] | None = None,
     filters: Callable[[], Any] | None = None,
+    floor: Callable[[], Any] | None = None,
     machine: Callable[[], dict[str, Any]] | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
@@ -171,6 +172,8 @@ def run_bench(
         Starts a daemon with ``--set`` overrides for a duration (:func:`run_daemon`).
     inference, filters:
         The side-by-side micro-benchmarks (skipped when None).
+    floor:
+        The machine's real-time floor at the plan's rate (:func:`emgd.bench.floor.measure_floor`).
     machine:
         Describes the machine (called before and after, for the load average).
     progress:
@@ -189,6 +192,9 @@ def run_bench(
     if filters is not None:
         progress("filter: streaming vs whole-window filtfilt")
         result["filter"] = filters()
+    if floor is not None:
+        progress(f"machine floor: a bare SCHED_FIFO loop waking at {plan.sample_rate_hz} Hz")
+        result["machine_floor"] = floor()
     progress(
         f"measured run: {plan.sample_rate_hz} SPS x {plan.channels} ch for {plan.duration_s:g} s"
     )
