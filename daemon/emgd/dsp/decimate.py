@@ -13,23 +13,13 @@ normalise, window or know where the samples come from.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
+from emgd.dsp.filters import scipy_signal
 from emgd.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def _scipy_signal() -> Any:
-    """:mod:`scipy.signal`, imported on first use rather than with this module: the import
-    takes ~2 s and ~50 MiB on a small machine, and the daemon pays it after READY, while
-    the first window fills (see :meth:`emgd.runner.Daemon.start`)."""
-    from scipy import signal
-
-    return signal
 
 
 #: Passband edge as a fraction of the output Nyquist frequency.
@@ -79,7 +69,7 @@ def design_antialias_sos(factor: int) -> FloatArray:
     """
     passband = PASSBAND_FRACTION / factor
     stopband = 1.0 / factor
-    signal = _scipy_signal()
+    signal = scipy_signal()
     order, edge = signal.ellipord(passband, stopband, PASSBAND_RIPPLE_DB, STOPBAND_DB)
     sos = signal.ellip(order, PASSBAND_RIPPLE_DB, STOPBAND_DB, edge, btype="lowpass", output="sos")
     return np.ascontiguousarray(sos, dtype=np.float64)
@@ -113,7 +103,7 @@ class StreamingDecimator:
         self._n_channels = n_channels
         self._sos = design_antialias_sos(factor) if factor > 1 else np.zeros((0, 6))
         self._unit_zi: FloatArray = (
-            np.asarray(_scipy_signal().sosfilt_zi(self._sos), dtype=np.float64)
+            np.asarray(scipy_signal().sosfilt_zi(self._sos), dtype=np.float64)
             if factor > 1
             else np.zeros((0, 2))
         )
@@ -167,7 +157,7 @@ class StreamingDecimator:
         if not self._primed:
             self._state = self._unit_zi[:, :, np.newaxis] * x[0][np.newaxis, np.newaxis, :]
             self._primed = True
-        y, self._state = _scipy_signal().sosfilt(self._sos, x, axis=0, zi=self._state)
+        y, self._state = scipy_signal().sosfilt(self._sos, x, axis=0, zi=self._state)
         kept: FloatArray = np.ascontiguousarray(y[self._phase :: self._factor])
         self._phase = (self._phase - x.shape[0]) % self._factor
         return kept

@@ -22,7 +22,7 @@ from emgd.errors import ConfigError
 FloatArray = npt.NDArray[np.float64]
 
 
-def _scipy_signal() -> Any:
+def scipy_signal() -> Any:
     """:mod:`scipy.signal`, imported on first use rather than with this module: the import
     takes ~2 s and ~50 MiB on a small machine, and the daemon pays it after READY, while
     the first window fills (see :meth:`emgd.runner.Daemon.start`)."""
@@ -213,7 +213,7 @@ def design_sos(spec: FilterSpec, sample_rate_hz: float) -> FloatArray:
     """
     fs_hz = _check_sample_rate(sample_rate_hz)
     low_hz, high_hz = effective_band_hz(spec, fs_hz)
-    signal = _scipy_signal()
+    signal = scipy_signal()
     band_sos = signal.butter(
         spec.order, [low_hz, high_hz], btype="bandpass", fs=fs_hz, output="sos"
     )
@@ -253,7 +253,7 @@ class StreamingFilter:
         self._n_channels = n_channels
         self._sos = design_sos(spec, self._sample_rate_hz)
         # Steady-state state per unit of constant input, shape (n_sections, 2).
-        signal = _scipy_signal()
+        signal = scipy_signal()
         self._sosfilt = signal.sosfilt
         self._unit_zi: FloatArray = np.asarray(signal.sosfilt_zi(self._sos), dtype=np.float64)
         self._state: FloatArray = np.zeros((self.n_sections, 2, n_channels), dtype=np.float64)
