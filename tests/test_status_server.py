@@ -669,3 +669,21 @@ def check_nobody_is_refused(sock_path: Path) -> None:
     reply = json.loads(run_as_nobody(sock_path, b'{"id":2,"method":"whoami"}\n'))
     assert reply["result"]["uid"] == NOBODY_ID
     assert reply["result"]["gid"] == NOBODY_ID
+
+
+def test_a_supplementary_group_member_is_allowed(tmp_path: Path) -> None:
+    # `usermod -aG emgd alice`: emgd is one of alice's supplementary groups, not her primary.
+    for pid, groups in ((4242, "4 24 997"), (4343, "4 24")):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "status").write_text(f"Name:\tpython\nGroups:\t{groups} \n")
+    srv = StatusServer(
+        Path("/nonexistent/s.sock"),
+        {},
+        privileged=frozenset({"pause"}),
+        allowed_uids=frozenset({0}),
+        allowed_gid=997,
+        proc_root=tmp_path,
+    )
+    assert srv.peer_allowed(PeerCred(pid=4242, uid=1000, gid=1000))
+    assert not srv.peer_allowed(PeerCred(pid=4343, uid=1000, gid=1000))
+    assert not srv.peer_allowed(PeerCred(pid=5555, uid=1000, gid=1000))  # gone: no groups

@@ -172,8 +172,11 @@ class StatusServer:
     allowed_uids:
         Peers with these uids may call privileged methods (default: root and this process).
     allowed_gid:
-        Peers whose (primary) gid is this may call privileged methods too; when given, the
-        socket file is also handed to this group.
+        Peers in this group may call privileged methods too, as their primary group or a
+        supplementary one (``usermod -aG emgd alice``: read from the peer process's
+        ``/proc/<pid>/status``); when given, the socket file is also handed to this group.
+    proc_root:
+        Where ``/proc`` is (tests).
     mode:
         Permission bits of the socket file.
     max_line_bytes:
@@ -196,6 +199,7 @@ class StatusServer:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        proc_root: Path = Path("/proc"),
     ) -> None:
         if max_line_bytes < 2 or max_clients < 1 or max_pending_bytes < 1:
             raise ValueError(
@@ -210,6 +214,7 @@ class StatusServer:
             frozenset({0, os.getuid()}) if allowed_uids is None else frozenset(allowed_uids)
         )
         self.allowed_gid = allowed_gid
+        self._proc_root = proc_root
         self.mode = mode
         self.max_line_bytes = max_line_bytes
         self.max_clients = max_clients
@@ -286,7 +291,24 @@ class StatusServer:
         """Whether a peer may call privileged methods."""
         if cred.uid in self.allowed_uids:
             return True
-        return self.allowed_gid is not None and cred.gid == self.allowed_gid
+        if self.allowed_gid is None:
+            return False
+        return cred.gid == self.allowed_gid or self.allowed_gid in self._groups_of(cred.pid)
+
+    def _groups_of(self, pid: int) -> frozenset[int]:
+        """The supplementary groups of a peer process (empty if it cannot be read).
+
+        The pid comes from SO_PEERCRED, taken when the peer connected; the peer is still
+        connected while its request is handled, so the pid is still its own.
+        """
+        try:
+            text = (self._proc_root / str(pid) / "status").read_text()
+        except OSError:
+            return frozenset()
+        for line in text.splitlines():
+            if line.startswith("Groups:"):
+                return frozenset(int(g) for g in line.split()[1:] if g.isdigit())
+        return frozenset()
 
     def handle_line(self, line: bytes, cred: PeerCred) -> bytes:
         """Answer one request line (without its newline); returns the reply line with ``\\n``.
@@ -641,7 +663,7 @@ class StatusServer:
         uids = ", ".join(str(u) for u in sorted(self.allowed_uids))
         who = f"uid in {{{uids}}}"
         if self.allowed_gid is not None:
-            who += f" or primary gid {self.allowed_gid}"
+            who += f" or group {self.allowed_gid}"
         return (
             f"permission denied: {shown} changes the daemon's state and needs {who} "
             f"(caller pid {cred.pid} uid {cred.uid} gid {cred.gid})"
