@@ -134,7 +134,10 @@ def judge_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             or channels != TARGET_CHANNELS
             or search.get("duration_s", 0) < SUSTAINED_MIN_S
             else highest is not None and highest >= SUSTAINED_MIN_HZ,
-            "" if search is None else f"{search.get('duration_s'):g} s per rate",
+            ""
+            if search is None
+            else f"{search.get('duration_s'):g} s per rate; keeps up (losses at the machine's "
+            f"jitter only) to {search.get('highest_keeping_up_hz')} SPS",
         )
     )
     at_latency = rate_hz == LATENCY_RATE_HZ and channels == TARGET_CHANNELS
@@ -258,10 +261,15 @@ def render_table(result: dict[str, Any]) -> str:
         lines.append(f"machine floor: {floor.get('error')}")
     search = result.get("rate_search")
     if search:
-        tried = ", ".join(f"{r['sample_rate_hz']}: {r['lost']} lost" for r in search["runs"])
+        tried = ", ".join(
+            f"{r['sample_rate_hz']}: {r['lost']} lost"
+            + ("" if r.get("keeps_up") else " (falls behind)")
+            for r in search["runs"]
+        )
         lines.append(
-            f"sustained rate: {_num(search.get('highest_sustained_hz'))} SPS ({tried}; "
-            f"{search.get('duration_s'):g} s each)"
+            f"rate search ({search.get('duration_s'):g} s each): {tried}; lossless up to "
+            f"{_num(search.get('highest_sustained_hz'))} SPS, keeps up to "
+            f"{_num(search.get('highest_keeping_up_hz'))} SPS"
         )
     inference, filt = result.get("inference") or {}, result.get("filter") or {}
     if inference:
