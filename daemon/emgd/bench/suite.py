@@ -241,7 +241,9 @@ def run_bench(
             plan.search_s,
             lambda rate_hz: run(plan.overrides(rate_hz), plan.search_s),
             on_result=lambda r: progress(
-                f"rate search: {r['sample_rate_hz']} SPS for {plan.search_s:g} s: {r['lost']} lost"
+                f"rate search: {r['sample_rate_hz']} SPS for {plan.search_s:g} s: "
+                f"{r['lost']} lost of {r['frames']}, "
+                + ("keeps up" if r["keeps_up"] else "falls behind")
             ),
         )
     if machine is not None:
