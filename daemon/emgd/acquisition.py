@@ -56,8 +56,10 @@ START_TIMEOUT_S = 30.0
 FRAME_TIMEOUT_S = 0.1
 #: Counters and the liveness stamp are published every this many frames.
 STATS_EVERY_FRAMES = 16
-#: The simulated wearer's intent is sampled this often (frames in between reuse it).
-INTENT_EVERY_FRAMES = 10
+#: The simulated wearer's intent is sampled this often (frames in between reuse it): once
+#: per 20 ms hop is all the loop reads, and one evaluation of the trajectory takes
+#: 80-300 us here, more than a 4 kSPS period.
+INTENT_EVERY_S = 0.02
 ACQUISITION_PROCESS_NAME = "emgd-acquire"
 MCL_CURRENT = 1
 MCL_FUTURE = 2
@@ -321,6 +323,7 @@ def _child_main(
         )
         intent = None
         n = 0
+        intent_every_frames = max(1, round(adc.sample_rate_hz * INTENT_EVERY_S))
         faults = _FaultSchedule(config, adc_side.chip, clock.monotonic_ns())
         quiet_since_ns: int | None = None
         while not stop.is_set():
@@ -333,7 +336,7 @@ def _child_main(
                 frame, reason = None, str(exc)
             if frame is not None:
                 quiet_since_ns = None
-                if wearer is not None and n % INTENT_EVERY_FRAMES == 0:
+                if wearer is not None and n % intent_every_frames == 0:
                     intent = np.asarray(wearer.target_angles_deg(), dtype=np.float32)
                 ring.write(frame, intent)
                 n += 1
