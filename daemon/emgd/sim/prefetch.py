@@ -653,6 +653,11 @@ def _child_main(conn: Connection, job: _ChildJob) -> None:
     if job.background:
         _lower_priority()
     try:
+        # The motor units' interval draws import scipy.special on first use (~0.5 s); here,
+        # before reporting ready, rather than mid-stream, where it ate the whole lead and
+        # the acquisition process waited: 51 frames lost at once, on one core.
+        import scipy.special  # noqa: F401
+
         emg = job.spec.build()
         conn.send_bytes(bytes([MSG_READY]))
         _Producer(emg, conn, job.ring, job.first_rate_hz, job.chunk_s).run()
