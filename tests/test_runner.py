@@ -169,3 +169,24 @@ def test_the_loop_priority_must_stay_below_acquisitions() -> None:
         load_config(env={}, overrides=["daemon.loop_priority=50"])
     with pytest.raises(ConfigError, match=r"daemon.realtime_priority = 0"):
         load_config(env={}, overrides=["daemon.realtime_priority=0"])
+
+
+def test_a_backlog_is_filtered_whole_but_only_its_newest_window_inferred(
+    small_model: Path, tmp_path: Path
+) -> None:
+    import time
+
+    from emgd.runner import Daemon
+
+    daemon = Daemon(daemon_config(small_model, tmp_path), env={})
+    daemon.start()
+    try:
+        time.sleep(2.5)  # frames pile up in the ring: ~1 s of windows beyond the first
+        daemon.run(lambda: False, duration_s=0.5)
+        snap = daemon.status(since_start=True)
+    finally:
+        daemon.shutdown()
+    # The first hop found ~50 windows: one inferred, the rest counted as skipped; then one
+    # window per hop.
+    assert snap["acquisition"]["windows_skipped"] >= 20
+    assert snap["latency_run_ms"]["infer"]["count"] <= daemon.hops

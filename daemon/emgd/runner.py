@@ -68,6 +68,8 @@ SUMMARY_EVERY_S = 10.0
 SHUTDOWN_MAX_HOPS = 500
 #: A hop that starts this many hops late is skipped rather than run twice.
 MAX_CATCH_UP_HOPS = 2
+#: More windows than this in one hop is a backlog: only the newest is inferred.
+MAX_WINDOWS_PER_HOP = 2
 
 
 def resolve_model_path(config: Config) -> Path:
@@ -217,6 +219,7 @@ class Daemon:
         self._newest_frame_ns = 0
         self._frames = 0
         self._overrun = 0
+        self._windows_skipped = 0
         self._model_deg = np.full(5, np.nan)
         self._intent_deg: np.ndarray | None = None
         self._rms_uv = np.zeros(config.adc.channels)
@@ -548,6 +551,11 @@ class Daemon:
                 windows = self._pipeline.windows(batch.emg_uv)
                 t_filter = self._pipeline.last_filter_ns
                 t_window = self._pipeline.last_window_ns
+                if len(windows) > MAX_WINDOWS_PER_HOP:
+                    # A backlog (start-up, a stall): the filter has seen every frame, but
+                    # only the newest window says what the wearer does now.
+                    self._windows_skipped += len(windows) - 1
+                    windows = windows[-1:]
                 for window in windows:
                     t1 = clock.monotonic_ns()
                     hop = self._pipeline.step(
@@ -689,6 +697,7 @@ class Daemon:
                 "invalid": stats.frames_invalid,
                 "timeouts": stats.timeouts,
                 "overrun": self._overrun,
+                "windows_skipped": self._windows_skipped,
             },
             "latency_ms": self._latency_summary,
             "hop_ms": self._hop_ns / 1e6,
