@@ -3,8 +3,9 @@
 This is the one place that owns the clock, the processes and threads, the signals and the
 watchdog. Start-up: config → model (contract checked against the config) → calibration →
 acquisition process (chip ID, register read-back) → servo board → servos to a known pose
-→ READY. Every hop (the model's hop, 20 ms by default, one servo frame) it takes the new
-frames from the acquisition ring, runs filter → window → model through
+→ READY → the signal chain (its filter design imports scipy). Every hop (the model's hop,
+20 ms by default, one servo frame) it takes the new frames from the acquisition ring,
+runs filter → window → model (the newest window only, after a backlog) through
 :class:`~emgd.pipeline.InferencePipeline`, passes the result through
 :class:`~emgd.safety.SafetyGate` and writes the five servos; it records the latency of
 each stage, publishes an immutable status snapshot, and pings the watchdog only while
