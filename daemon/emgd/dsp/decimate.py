@@ -102,10 +102,13 @@ class StreamingDecimator:
         self._factor = factor
         self._n_channels = n_channels
         self._sos = design_antialias_sos(factor) if factor > 1 else np.zeros((0, 6))
+        # Factor 1 never filters, so it never imports scipy.
+        signal = scipy_signal() if factor > 1 else None
+        self._sosfilt = None if signal is None else signal.sosfilt
         self._unit_zi: FloatArray = (
-            np.asarray(scipy_signal().sosfilt_zi(self._sos), dtype=np.float64)
-            if factor > 1
-            else np.zeros((0, 2))
+            np.zeros((0, 2))
+            if signal is None
+            else np.asarray(signal.sosfilt_zi(self._sos), dtype=np.float64)
         )
         self._state: FloatArray = np.zeros((self._sos.shape[0], 2, n_channels))
         self._primed = False
@@ -157,7 +160,8 @@ class StreamingDecimator:
         if not self._primed:
             self._state = self._unit_zi[:, :, np.newaxis] * x[0][np.newaxis, np.newaxis, :]
             self._primed = True
-        y, self._state = scipy_signal().sosfilt(self._sos, x, axis=0, zi=self._state)
+        assert self._sosfilt is not None  # factor > 1
+        y, self._state = self._sosfilt(self._sos, x, axis=0, zi=self._state)
         kept: FloatArray = np.ascontiguousarray(y[self._phase :: self._factor])
         self._phase = (self._phase - x.shape[0]) % self._factor
         return kept
