@@ -10,7 +10,7 @@ import torch
 
 from emgd.data.recording import Recording
 from emgd.data.splits import Split, synthetic_split
-from emgd.errors import ConfigError
+from emgd.errors import ConfigError, DatasetError
 from emgd.model.network import EmgNet
 from emgd.model.spec import SILENCE_KERNEL, ModelSpec
 from emgd.model.stream import build_stream, hop_ends, protocol_order
@@ -25,6 +25,7 @@ from emgd.model.train import (
     load_checkpoint,
     recipe_spec,
     save_checkpoint,
+    shuffled_pieces,
     train_model,
 )
 from emgd.poses import pose_angles_deg
@@ -124,6 +125,68 @@ def test_stream_marks_rest_labels_and_poses(split: Split) -> None:
     assert np.array_equal(stream.rest_mask, labels == "rest")
     assert np.array_equal(stream.pose_index == 0, labels == "rest")
     assert stream.file_starts.tolist() == [0, 6000, 12000, 18000]
+
+
+def _numbered_recording(n: int, first: int, source: str) -> Recording:
+    """A recording whose channel 0 counts first, first + 1, … (to trace every sample)."""
+    emg = np.stack([np.arange(first, first + n, dtype=float), np.zeros(n)], axis=1)
+    return Recording.single_gesture(
+        emg,
+        100.0,
+        label="rest",
+        pose="rest",
+        effort=0.0,
+        dataset="synthetic",
+        participant="seed0",
+        source=source,
+    )
+
+
+def test_a_piece_keeps_its_samples_targets_and_provenance() -> None:
+    rec = _numbered_recording(50, 0, "a")
+    piece = rec.piece(10, 30)
+    assert piece.emg[:, 0].tolist() == list(range(10, 30))
+    assert np.array_equal(piece.targets_deg, rec.targets_deg[10:30])
+    assert (piece.participant, piece.source) == ("seed0", "a[10:30]")
+    with pytest.raises(DatasetError, match=r"a: piece 30:30 is empty"):
+        rec.piece(30, 30)
+    with pytest.raises(DatasetError, match=r"piece 40:51 is empty or outside its 50 samples"):
+        rec.piece(40, 51)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 9])
+def test_shuffled_pieces_use_every_sample_once_in_long_enough_pieces(k: int) -> None:
+    recs = [_numbered_recording(500, 1000 * i, f"r{i}") for i in range(4)]
+    recs.append(_numbered_recording(150, 9000, "short"))  # room for one 1 s piece only
+    pieces = shuffled_pieces(
+        recs, np.random.default_rng(k), pieces_per_recording=k, min_piece_s=1.0
+    )
+    samples = np.concatenate([p.emg[:, 0] for p in pieces])
+    expected = np.concatenate([r.emg[:, 0] for r in recs])
+    assert sorted(samples.tolist()) == sorted(expected.tolist())
+    assert min(p.n_samples for p in pieces) >= 100
+    assert len(pieces) == 4 * min(k, 5) + 1
+    for p in pieces:  # each piece is a contiguous run of its recording
+        assert np.all(np.diff(p.emg[:, 0]) == 1.0)
+    if k > 1:  # and the order is shuffled
+        firsts = [p.emg[0, 0] for p in pieces]
+        assert firsts != sorted(firsts)
+
+
+def test_build_stream_can_keep_the_given_order(split: Split) -> None:
+    reversed_recs = list(reversed(split.train))
+    kept = build_stream(reversed_recs, keep_order=True)
+    assert [r.source for r in kept.recordings] == [r.source for r in reversed_recs]
+    assert [r.source for r in build_stream(reversed_recs).recordings] == [
+        r.source for r in protocol_order(reversed_recs)
+    ]
+
+
+def test_training_on_shuffled_pieces_runs_and_reports_it(split: Split) -> None:
+    config = TrainConfig(sequence_hops=10, batch_sequences=4, max_epochs=2, pieces_per_recording=3)
+    result = train_model(split, spec=SMALL, seed=0, max_minutes=1.0, config=config)
+    assert result.report["config"]["pieces_per_recording"] == 3
+    assert result.report["epochs_run"] == 2
 
 
 # ----------------------------------------------------------------------------- features

@@ -15,7 +15,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +237,28 @@ class Recording:
     def poses(self) -> npt.NDArray[np.str_]:
         """Shape ``(n,)``: the pose of every sample."""
         return np.asarray(self.label_poses)[self.label_index]
+
+    def piece(self, start: int, stop: int) -> Recording:
+        """Samples ``start … stop − 1`` as a recording of their own (same provenance).
+
+        Raises
+        ------
+        DatasetError
+            If the range is empty or outside the recording.
+        """
+        if not 0 <= start < stop <= self.n_samples:
+            raise DatasetError(
+                f"recording {self.source or '<unnamed>'}: piece {start}:{stop} is empty or "
+                f"outside its {self.n_samples} samples"
+            )
+        return replace(
+            self,
+            emg=self.emg[start:stop],
+            targets_deg=self.targets_deg[start:stop],
+            effort=self.effort[start:stop],
+            label_index=self.label_index[start:stop],
+            source=f"{self.source}[{start}:{stop}]",
+        )
 
 
 def check_same_layout(recordings: Sequence[Recording], where: str) -> tuple[int, float]:

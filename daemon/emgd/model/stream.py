@@ -117,7 +117,10 @@ class SessionStream:
 
 
 def build_stream(
-    recordings: Sequence[Recording], filter_spec: FilterSpec | None = None
+    recordings: Sequence[Recording],
+    filter_spec: FilterSpec | None = None,
+    *,
+    keep_order: bool = False,
 ) -> SessionStream:
     """Concatenate recordings in protocol order and run the streaming filter over them.
 
@@ -127,13 +130,16 @@ def build_stream(
         One side of a split (same channels and rate).
     filter_spec:
         The filter; default :func:`contract_filter_spec` of the recordings' dataset.
+    keep_order:
+        Join the recordings in the order given instead of protocol order (training joins
+        shuffled pieces).
 
     Returns
     -------
     SessionStream
     """
     n_channels, fs = check_same_layout(recordings, "session stream")
-    ordered = protocol_order(recordings)
+    ordered = list(recordings) if keep_order else protocol_order(recordings)
     spec = contract_filter_spec(ordered[0].dataset) if filter_spec is None else filter_spec
     raw = np.concatenate([rec.emg for rec in ordered], axis=0)
     chain = StreamingFilter(spec, fs, n_channels)

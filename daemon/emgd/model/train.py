@@ -18,9 +18,10 @@ never import it.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -101,6 +102,12 @@ class TrainConfig:
         How many of the last reps of the training session to hold out for early stopping.
     refit_all:
         After early stopping, train again on every training rep for the best epoch count.
+    pieces_per_recording:
+        0: train on the session in protocol order. ``k`` ≥ 1: every epoch, cut each
+        training recording into ``k`` pieces at random points and join all pieces in a
+        random order, so the stream holds many more gesture transitions, in every pairing.
+    min_piece_s:
+        Shortest piece when cutting (seconds).
     """
 
     sequence_hops: int = 50
@@ -115,6 +122,8 @@ class TrainConfig:
     detach_history: bool = False
     validation_reps: int = 1
     refit_all: bool = False
+    pieces_per_recording: int = 0
+    min_piece_s: float = 1.0
 
 
 @dataclass
@@ -508,6 +517,31 @@ def _as_recordings(split_or_recordings: Split | Sequence[Recording]) -> list[Rec
     return list(split_or_recordings)
 
 
+def shuffled_pieces(
+    recordings: Sequence[Recording],
+    rng: np.random.Generator,
+    *,
+    pieces_per_recording: int,
+    min_piece_s: float,
+) -> list[Recording]:
+    """Each recording cut into pieces at random points, all pieces in a random order.
+
+    A recording shorter than ``pieces_per_recording · min_piece_s`` is cut into fewer
+    pieces (whole if it is shorter than two). Every sample appears exactly once.
+    """
+    pieces: list[Recording] = []
+    for rec in recordings:
+        min_len = max(1, round(min_piece_s * rec.sample_rate_hz))
+        k = max(1, min(pieces_per_recording, rec.n_samples // min_len))
+        # k − 1 cuts, each piece at least min_len: spread the slack at random.
+        slack = rec.n_samples - k * min_len
+        extra = np.sort(rng.integers(0, slack + 1, k - 1)) if k > 1 else np.zeros(0, np.int64)
+        cuts = [0, *(min_len * (i + 1) + int(e) for i, e in enumerate(extra)), rec.n_samples]
+        pieces.extend(rec.piece(a, b) for a, b in itertools.pairwise(cuts))
+    order = rng.permutation(len(pieces))
+    return [pieces[i] for i in order]
+
+
 def _split_validation(
     recordings: Sequence[Recording], n_reps: int
 ) -> tuple[list[Recording], list[Recording]]:
@@ -528,8 +562,13 @@ def _fit(
     deadline_s: float,
     epochs: int,
     history: list[dict[str, float]],
+    resample: Callable[[np.random.Generator], _Prepared] | None = None,
 ) -> tuple[int, float]:
-    """Train up to ``epochs`` epochs; keep the best validation state; return (epoch, MAE)."""
+    """Train up to ``epochs`` epochs; keep the best validation state; return (epoch, MAE).
+
+    ``resample``, if given, builds each epoch's training stream (shuffled pieces) instead
+    of reusing ``train``.
+    """
     optimiser = torch.optim.AdamW(
         [p for p in net.parameters() if p.requires_grad],
         lr=config.learning_rate,
@@ -539,8 +578,9 @@ def _fit(
     best_epoch, best_mae, stale = 0, math.inf, 0
     for epoch in range(1, epochs + 1):
         t0 = time.monotonic()
+        epoch_data = train if resample is None or epoch == 1 else resample(rng)
         loss = _train_epoch(
-            net, train, optimiser=optimiser, config=config, rng=rng, deadline_s=deadline_s
+            net, epoch_data, optimiser=optimiser, config=config, rng=rng, deadline_s=deadline_s
         )
         row: dict[str, float] = {"epoch": epoch, "train_loss": loss}
         if val is not None:
@@ -615,7 +655,22 @@ def train_model(
     calibration = calibrate(full_stream)
     normaliser = calibration.normaliser
     fit_recs, val_recs = _split_validation(full_stream.recordings, config.validation_reps)
-    train_data = _prepare(build_stream(fit_recs, filter_spec), normaliser, spec)
+
+    def resample_fit(epoch_rng: np.random.Generator, recs: Sequence[Recording]) -> _Prepared:
+        pieces = shuffled_pieces(
+            recs,
+            epoch_rng,
+            pieces_per_recording=config.pieces_per_recording,
+            min_piece_s=config.min_piece_s,
+        )
+        return _prepare(build_stream(pieces, filter_spec, keep_order=True), normaliser, spec)
+
+    shuffle = config.pieces_per_recording > 0
+    train_data = (
+        resample_fit(rng, fit_recs)
+        if shuffle
+        else _prepare(build_stream(fit_recs, filter_spec), normaliser, spec)
+    )
     val_data = _prepare(build_stream(val_recs, filter_spec), normaliser, spec) if val_recs else None
     net = EmgNet(spec, seed=seed)
     history: list[dict[str, float]] = []
@@ -628,6 +683,7 @@ def train_model(
         deadline_s=deadline_s,
         epochs=config.max_epochs,
         history=history,
+        resample=(lambda r: resample_fit(r, fit_recs)) if shuffle else None,
     )
     val_report: dict[str, Any] | None = None
     history_effect: dict[str, float] | None = None
@@ -642,7 +698,10 @@ def train_model(
         }
     refit_epochs = 0
     if config.refit_all and val_data is not None and time.monotonic() < deadline_s:
-        all_data = _prepare(full_stream, normaliser, spec)
+        all_recs = list(full_stream.recordings)
+        all_data = (
+            resample_fit(rng, all_recs) if shuffle else _prepare(full_stream, normaliser, spec)
+        )
         net = EmgNet(spec, seed=seed)
         refit_epochs = best_epoch
         _fit(
@@ -654,6 +713,7 @@ def train_model(
             deadline_s=deadline_s,
             epochs=best_epoch,
             history=history,
+            resample=(lambda r: resample_fit(r, all_recs)) if shuffle else None,
         )
     net.eval()
     report: dict[str, Any] = {
