@@ -181,6 +181,24 @@ def test_synthetic_poses_beat_always_rest(synthetic_report: dict[str, Any]) -> N
     }
 
 
+def test_held_outputs_on_a_joined_stream_are_the_latest_window_s() -> None:
+    recs = synthetic_recordings(2, n_recordings=3, duration_s=6.0, effort=(1.0, 1.0))
+    fitted = fit_baselines(recs[:2])
+    stream = np.concatenate([recs[2].emg, recs[0].emg])  # a join at sample 6000
+    features, ends = fitted.extractor.transform_emg(stream, FS_HZ, "joined")
+    assert ends[0] == 199 and np.all(np.diff(ends) == 50)
+    instants = np.array([0, 198, 199, 200, 248, 249, 6010, stream.shape[0] - 1])
+    held = fitted.held_at(stream, FS_HZ, instants, "joined")
+    rest = [30.0] * 5
+    for name, model in (("ridge", fitted.ridge), ("lda", fitted.lda)):
+        angles = model.predict(features)
+        expected = [rest, rest, angles[0], angles[0], angles[0], angles[1]]
+        expected += [angles[(6010 - 199) // 50], angles[-1]]
+        np.testing.assert_allclose(held[name], expected)
+    with pytest.raises(DatasetError, match=r"joined: 2 channels at 1000 Hz, but the baselines"):
+        fitted.held_at(stream[:, :2], FS_HZ, instants, "joined")
+
+
 def test_layout_and_content_errors() -> None:
     rng = np.random.default_rng(2)
     a = _noise_file(rng, "rest", "no_movement", 0.0, "x")

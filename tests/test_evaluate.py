@@ -226,9 +226,23 @@ def test_evaluate_an_onnx_model_beside_the_baselines(onnx_model: Path, seed_spli
     assert result["network_vs_best_pct"] == pytest.approx(
         100.0 * (result["network"]["mae_mean_deg"] - best) / best
     )
+    # the baselines again, run on the joined test stream and scored at the network's hops
+    for name in ("ridge_same_hops", "lda_same_hops"):
+        assert result[name]["n"] == result["network"]["n"]
+    best_same = min(result[n]["mae_mean_deg"] for n in ("ridge_same_hops", "lda_same_hops"))
+    assert result["network_vs_best_same_hops_pct"] == pytest.approx(
+        100.0 * (result["network"]["mae_mean_deg"] - best_same) / best_same
+    )
     json.dumps(json_ready(result), allow_nan=False)
     report = format_report(result)
-    for label in ("network", "TD+ridge", "TD+LDA->pose", "always rest", "closed loop"):
+    for label in (
+        "network",
+        "TD+ridge",
+        "TD+LDA->pose",
+        "TD+LDA->pose, same hops",
+        "always rest",
+        "closed loop",
+    ):
         assert label in report
     summary = format_summary([result, result])
     assert summary.splitlines()[-1].split()[0] == "mean"

@@ -238,13 +238,20 @@ class HudginsExtractor:
 
     def transform(self, rec: Recording) -> tuple[FloatArray, IntArray]:
         """Features ``(W, 4·C)`` and window-end indices ``(W,)`` of one recording."""
-        if rec.n_channels != self.n_channels or rec.sample_rate_hz != self.sample_rate_hz:
+        return self.transform_emg(rec.emg, rec.sample_rate_hz, rec.source)
+
+    def transform_emg(
+        self, emg: FloatArray, sample_rate_hz: float, where: str
+    ) -> tuple[FloatArray, IntArray]:
+        """Features and window ends of raw EMG ``(n, C)`` (``where`` names it in errors)."""
+        n_channels = emg.shape[1] if emg.ndim == 2 else 0
+        if n_channels != self.n_channels or sample_rate_hz != self.sample_rate_hz:
             raise DatasetError(
-                f"{rec.source}: {rec.n_channels} channels at {rec.sample_rate_hz:g} Hz, but the "
+                f"{where}: {n_channels} channels at {sample_rate_hz:g} Hz, but the "
                 f"baselines were fitted on {self.n_channels} at {self.sample_rate_hz:g} Hz"
             )
         return hudgins_features(
-            bandpass(rec.emg, rec.sample_rate_hz), self.window_n, self.hop_n, self.threshold
+            bandpass(emg, sample_rate_hz), self.window_n, self.hop_n, self.threshold
         )
 
     def windowed(self, recordings: Sequence[Recording]) -> WindowedSet:
@@ -459,6 +466,33 @@ class FittedBaselines:
             return ends, empty, empty
         return ends, self.ridge.predict(features), self.lda.predict(features)
 
+    def held_at(
+        self, emg: FloatArray, sample_rate_hz: float, instants: IntArray, where: str
+    ) -> dict[str, FloatArray]:
+        """What each baseline outputs at ``instants`` when run on one continuous stream.
+
+        The stream ``(n, C)`` is filtered and windowed as a whole (windows straddle the
+        joins between recordings, as on a device), and each window's output is held until
+        the next window ends (zero-order hold). Instants before the first window end get
+        the rest pose.
+
+        Returns
+        -------
+        dict
+            ``"ridge"``, ``"lda"``: shape ``(len(instants), 5)``.
+        """
+        features, ends = self.extractor.transform_emg(emg, sample_rate_hz, where)
+        latest = np.searchsorted(ends, instants, side="right") - 1
+        rest = pose_angles_deg(REST)
+        out: dict[str, FloatArray] = {}
+        for name, model in (("ridge", self.ridge), ("lda", self.lda)):
+            angles = model.predict(features) if ends.size else np.empty((0, N_FINGERS))
+            held = np.repeat(rest[None, :], instants.size, axis=0)
+            known = latest >= 0
+            held[known] = angles[latest[known]]
+            out[name] = held
+        return out
+
 
 def fit_baselines(
     train: Sequence[Recording],
@@ -497,6 +531,7 @@ def evaluate_baselines(
     window_s: float = WINDOW_S,
     hop_s: float = HOP_S,
     lda_angles: LdaAngles = "pose",
+    fitted: FittedBaselines | None = None,
 ) -> dict[str, Any]:
     """Fit both baselines on ``train`` and score them on ``test`` at every window end.
 
@@ -508,6 +543,8 @@ def evaluate_baselines(
         Feature window and hop (200 ms / 50 ms by default).
     lda_angles:
         How LDA classes become angles (see :class:`LdaBaseline`).
+    fitted:
+        Baselines already fitted on ``train`` with the options above.
 
     Returns
     -------
@@ -520,7 +557,8 @@ def evaluate_baselines(
         ``"lda"["accuracy"]`` (fraction of windows whose label is predicted) and
         ``"lda"["shrinkage"]``.
     """
-    fitted = fit_baselines(train, window_s=window_s, hop_s=hop_s, lda_angles=lda_angles)
+    if fitted is None:
+        fitted = fit_baselines(train, window_s=window_s, hop_s=hop_s, lda_angles=lda_angles)
     check_same_layout([*train[:1], *test], "baselines test split")
     targets: list[FloatArray] = []
     preds: dict[str, list[FloatArray]] = {"ridge": [], "lda": [], "rest": []}

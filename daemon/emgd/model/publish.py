@@ -42,7 +42,7 @@ def publish(
     evaluate: bool = True,
 ) -> dict[str, Any]:
     """Export ``result`` to ``out_path`` (+ ``.md`` card); return the card dict."""
-    from emgd.evaluate import evaluate_model
+    from emgd.evaluate import SYSTEMS, evaluate_model
     from emgd.model.export import export_onnx
     from emgd.model.info import model_info_text
 
@@ -70,12 +70,15 @@ def publish(
     if evaluate:
         scores = evaluate_model(out_path, split)
         card["test_closed_loop"] = {
-            system: scores[system]
-            for system in ("network", "ridge", "lda", "rest")
-            if system in scores
+            system: scores[system] for system in SYSTEMS if system in scores
         }
-        card["best_baseline"] = scores.get("best_baseline")
-        card["network_vs_best_pct"] = scores.get("network_vs_best_pct")
+        for key in (
+            "best_baseline",
+            "network_vs_best_pct",
+            "best_baseline_same_hops",
+            "network_vs_best_same_hops_pct",
+        ):
+            card[key] = scores.get(key)
         # Re-export so the metadata carries the test scores too (same weights).
         export_onnx(result.net, result.spec, contract, card, out_path)
     card_text = _markdown(card, model_info_text(result.spec, title=out_path.name), out_path)
