@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from emgd.cli import main
+from emgd.errors import ConfigError, exit_code_for
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -30,6 +31,8 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
             "2",
             "--minutes",
             "0.05",
+            "--threads",
+            "1",
             "--out",
             str(out_path),
         ],
@@ -47,8 +50,10 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
     }
     # The training calibration travels with the model, for the daemon's first start.
     assert len(card["calibration"]["scale"]) == 8
+    assert card["training"]["torch_threads"] == 1
     scores = card["test_closed_loop"]
-    assert {"network", "ridge", "lda", "rest"} <= set(scores)
+    assert {"network", "ridge", "lda", "rest", "lda_same_hops", "ridge_same_hops"} <= set(scores)
+    assert card["best_baseline_same_hops"] in ("lda_same_hops", "ridge_same_hops")
     assert card["onnx_vs_torch_max_diff_deg"] < 1e-3
     md = out_path.with_suffix(".md").read_text()
     assert md.startswith("# Model card: m.onnx") and "| network |" in md
@@ -60,3 +65,11 @@ def test_bad_synthetic_participant_is_one_line(capsys: pytest.CaptureFixture[str
     code = main(["train", "--dataset", "synthetic", "--participant", "bob", "--out", "x.onnx"])
     assert code == 8
     assert "expected seed<k>" in capsys.readouterr().err
+
+
+def test_train_threads_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--dataset", "synthetic", "--participant", "seed1", "--out", "x.onnx"]
+    code = main([*args, "--threads", "0"])
+    assert code == exit_code_for(ConfigError("x"))
+    err = capsys.readouterr().err.strip()
+    assert "--threads 0: must be at least 1" in err and "\n" not in err

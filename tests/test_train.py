@@ -25,6 +25,7 @@ from emgd.model.train import (
     load_checkpoint,
     recipe_spec,
     save_checkpoint,
+    shift_electrodes,
     shuffled_pieces,
     train_model,
 )
@@ -189,6 +190,16 @@ def test_training_on_shuffled_pieces_runs_and_reports_it(split: Split) -> None:
     assert result.report["epochs_run"] == 2
 
 
+def test_electrode_shift_mixes_each_channel_with_its_ring_neighbour() -> None:
+    x = torch.tensor([[[1.0], [2.0], [4.0]], [[1.0], [2.0], [4.0]], [[1.0], [2.0], [4.0]]])
+    out = shift_electrodes(x, [0.25, -0.5, 0.0])
+    # +0.25: towards c + 1 (channel 2 wraps to 0); −0.5: towards c − 1 (0 wraps to 2)
+    expected = [[1.25, 2.5, 3.25], [2.5, 1.5, 3.0], [1.0, 2.0, 4.0]]
+    np.testing.assert_allclose(out[:, :, 0].numpy(), expected)
+    with pytest.raises(ConfigError, match=r"one value in \[-1, 1\] per sequence, got \[1.5\]"):
+        shift_electrodes(x[:1], [1.5])
+
+
 # ----------------------------------------------------------------------------- features
 
 
@@ -346,7 +357,8 @@ def _notes_text() -> str:
     [
         "seed spec with T = 10, dropout 0.3 and the pose-mixture head",
         "AdamW lr 1e-3, weight decay 0.05",
-        "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 16 per step",
+        "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 4 per step",
+        "every epoch each recording cut into 4 pieces (at least 1 s) joined in a random order",
         "L1 + MSE on angles / 30 deg plus 0.3 x pose cross-entropy",
         "per-channel gain jitter (log-sd 0.15)",
         "noisy true history (sd 10 deg) before each sequence",
@@ -388,7 +400,8 @@ def test_train_config_defaults_are_the_recipe_in_the_notes() -> None:
     assert config.weight_decay == 0.05
     assert config.sequence_hops == 50
     assert config.sequence_hops * recipe_spec(1000.0, 8).hop_s == pytest.approx(1.0)
-    assert config.batch_sequences == 16
+    assert config.batch_sequences == 4
+    assert (config.pieces_per_recording, config.min_piece_s) == (4, 1.0)
     assert config.detach_history is False  # back-propagation through the rollout
     assert LOSS_SCALE_DEG == 30.0
     assert config.pose_loss_weight == 0.3

@@ -33,7 +33,7 @@ from types import FrameType
 from typing import TextIO
 
 from emgd import __version__
-from emgd.errors import EmgdError, exit_code_for
+from emgd.errors import ConfigError, EmgdError, exit_code_for
 from emgd.logsetup import setup_logging
 from emgd.poses import FINGERS, GESTURE_NAMES
 
@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     tr.add_argument("--minutes", type=float, default=6.0, help="training time budget")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: 2, or 1 on a one-core machine; 1 per training when "
+        "running two side by side)",
+    )
     tr.add_argument("--no-eval", action="store_true", help="skip the test-split scoring")
     tr.add_argument(
         "--recordings",
@@ -332,7 +339,6 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
     from emgd.calibrate_cli import calibrate_main, heartbeat, servos_main, terminal_keys
     from emgd.clock import SystemClock
     from emgd.config import load_config
-    from emgd.errors import ConfigError
     from emgd.status_client import StatusClient
 
     path = _daemon_socket(args)
@@ -385,7 +391,10 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
     from emgd.model.publish import publish
     from emgd.model.train import train_model
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    threads = min(2, os.cpu_count() or 1) if args.threads is None else args.threads
+    if threads < 1:
+        raise ConfigError(f"emgd train --threads {threads}: must be at least 1")
+    torch.set_num_threads(threads)
     if args.dataset == "synthetic":
         from emgd.data.splits import SYNTHETIC_PARTICIPANT_PREFIX, synthetic_split
         from emgd.errors import DatasetError
