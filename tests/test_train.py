@@ -50,8 +50,9 @@ POOLED = ModelSpec(
     head="pose_mixture",
     pool_s=0.05,
 )
+# The recipe's pieces and steps (4 per step) on a small, quick problem.
 FAST = TrainConfig(
-    sequence_hops=20, batch_sequences=8, max_epochs=12, patience_epochs=12, learning_rate=3e-3
+    sequence_hops=20, batch_sequences=4, max_epochs=12, patience_epochs=12, learning_rate=3e-3
 )
 
 
@@ -198,6 +199,30 @@ def test_electrode_shift_mixes_each_channel_with_its_ring_neighbour() -> None:
     np.testing.assert_allclose(out[:, :, 0].numpy(), expected)
     with pytest.raises(ConfigError, match=r"one value in \[-1, 1\] per sequence, got \[1.5\]"):
         shift_electrodes(x[:1], [1.5])
+
+
+def test_learning_rate_drops_after_epochs_without_a_better_validation(split: Split) -> None:
+    config = TrainConfig(
+        sequence_hops=10,
+        batch_sequences=4,
+        max_epochs=8,
+        patience_epochs=8,
+        learning_rate=2e-2,
+        lr_drop_factor=0.5,
+        lr_drop_after_epochs=1,
+        validation_reps=1,
+    )
+    result = train_model(split, spec=SMALL, seed=1, max_minutes=1.0, config=config)
+    rows = result.history
+    assert all("val_mae_deg" in row for row in rows)
+    lr, best, drops = 2e-2, float("inf"), 0
+    for row in rows:  # recorded after the epoch's check: the rate the next epoch uses
+        if row["val_mae_deg"] < best:
+            best = row["val_mae_deg"]
+        else:
+            lr, drops = lr * 0.5, drops + 1
+        assert row["learning_rate"] == pytest.approx(lr)
+    assert drops >= 1  # the setting above does stall: the drop path ran
 
 
 # ----------------------------------------------------------------------------- features
