@@ -74,7 +74,9 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   10.5 / 10.9, 7.4 / 7.0 but S1 validation ramp r 0.69 instead of 0.76 (test 0.75, below
   the 0.8 target); 3e-3 with the rate cut to 0.3x after every 3 epochs without a better
   validation MAE: P4 16.4 / 15.0, S1 8.4 / 9.3. P4 alone spans 10.5-16.4 validation over
-  these runs: one seed per setting cannot separate settings closer than a few degrees.
+  these runs, and this recipe with seeds 0 / 1 / 2 gives P4 15.5 / 15.0 / 10.5 validation
+  (test 15.0 / 14.9 / 11.2): one seed per setting cannot separate settings closer than
+  a few degrees.
 * the first 0.5 s after a join is as hard for TD + LDA run on the joined stream (41 and
   27 deg at 0-0.25 and 0.25-0.5 s on P1) as for the network (40 and 24): the 3DC files
   start before the gesture is reached. The remaining gap is steady-state error after the
