@@ -28,9 +28,9 @@ from emgd.data.splits import Split
 from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Calibration, compute_calibration
 from emgd.errors import CalibrationError, ConfigError, ModelError
-from emgd.metrics import mean_ignoring_nan, ramp_correlation, summarise
+from emgd.metrics import summarise
 from emgd.model.contract import PreprocessContract
-from emgd.model.stream import SessionStream, build_stream
+from emgd.model.stream import build_stream, ramp_scores
 from emgd.pipeline import (
     DEFAULT_HISTORY,
     DEFAULT_REPLAY_BLOCK_S,
@@ -134,20 +134,6 @@ def _commander(mode: str, rest_deg: FloatArray, targets_deg: FloatArray) -> Comm
     raise ConfigError(f"history_mode = {mode!r}: must be one of {', '.join(HISTORY_MODES)}")
 
 
-def _ramp_scores(
-    stream: SessionStream, file_of_hop: IntArray, predicted: FloatArray, target: FloatArray
-) -> tuple[float | None, dict[str, float]]:
-    """Mean and per-file ramp correlation over the hops that fall in ramp recordings."""
-    ramps: dict[str, float] = {}
-    for i, rec in enumerate(stream.recordings):
-        hops = file_of_hop == i
-        if rec.is_ramp and int(hops.sum()) >= 2:
-            r = ramp_correlation(predicted[hops], target[hops])
-            if math.isfinite(r):
-                ramps[rec.source] = r
-    return (mean_ignoring_nan(list(ramps.values())) if ramps else None), ramps
-
-
 def _relative_pct(network: dict[str, Any], best_mae: float) -> float | None:
     """How much lower (negative) or higher the network's mean MAE is, in percent."""
     if best_mae <= 0:
@@ -230,7 +216,7 @@ def evaluate_model(
     target = test.targets_deg[replay.newest_index]
     network = summarise(predicted, target)
     file_of_hop = test.file_index[replay.newest_index]
-    network["ramp_r"], network["ramp_r_per_file"] = _ramp_scores(
+    network["ramp_r"], network["ramp_r_per_file"] = ramp_scores(
         test, file_of_hop, predicted, target
     )
     network["ms_per_hop"] = MS_PER_S * (replayed - calibrated) / replay.newest_index.size
@@ -258,7 +244,7 @@ def evaluate_model(
         held = fitted.held_at(raw_uv, fs_hz, replay.newest_index, f"{where} test stream")
         for name in ("ridge", "lda"):
             same = summarise(held[name], target)
-            same["ramp_r"], same["ramp_r_per_file"] = _ramp_scores(
+            same["ramp_r"], same["ramp_r_per_file"] = ramp_scores(
                 test, file_of_hop, held[name], target
             )
             result[f"{name}{SAME_HOPS}"] = same

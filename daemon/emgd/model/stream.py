@@ -7,12 +7,14 @@ one stream, the causal :class:`~emgd.dsp.filters.StreamingFilter` run over it in
 (started with ``reset(None)``; mains 60 Hz for the Canadian datasets, else the board's),
 the wearer's calibration (rest = samples labelled "no motion" / C1 / rest, effort = every
 other sample of the training split), and the hop grid (one window every ``hop_samples``, the
-first ending at sample ``window_samples − 1``). It is plain NumPy so the daemon side may use
+first ending at sample ``window_samples − 1``), and the ramp correlation of each ramp
+recording of a scored stream. It is plain NumPy so the daemon side may use
 it too; it must not import torch, read files or hold state between calls.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from emgd.data.recording import Recording, check_same_layout
 from emgd.dsp.filters import FilterSpec, StreamingFilter
 from emgd.dsp.normalise import Calibration, compute_calibration
 from emgd.errors import DatasetError
+from emgd.metrics import mean_ignoring_nan, ramp_correlation
 from emgd.poses import POSE_NAMES, REST
 
 FloatArray = npt.NDArray[np.float64]
@@ -201,3 +204,17 @@ def hop_ends(n_samples: int, window_samples: int, hop_samples: int) -> IntArray:
     if n_samples < window_samples:
         return np.zeros(0, dtype=np.int64)
     return np.arange(window_samples - 1, n_samples, hop_samples, dtype=np.int64)
+
+
+def ramp_scores(
+    stream: SessionStream, file_of_hop: IntArray, predicted: FloatArray, target: FloatArray
+) -> tuple[float | None, dict[str, float]]:
+    """Mean and per-file ramp correlation over the hops that fall in ramp recordings."""
+    ramps: dict[str, float] = {}
+    for i, rec in enumerate(stream.recordings):
+        hops = file_of_hop == i
+        if rec.is_ramp and int(hops.sum()) >= 2:
+            r = ramp_correlation(predicted[hops], target[hops])
+            if math.isfinite(r):
+                ramps[rec.source] = r
+    return (mean_ignoring_nan(list(ramps.values())) if ramps else None), ramps
