@@ -72,8 +72,8 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   9.6 / 12.7; 2 pieces 7.8 / 10.4; 4 pieces and 4 per step 7.5 / 9.9. In protocol order a
   5 s file gives one transition, always the same pairing, and the test error in the first
   0.25 s after a join was 42 deg. Gain jitter log-sd 0.3 instead of 0.15: 13.5 / 15.5.
-* tried on this recipe, not adopted (P1 and P2 validation / test; single seeds, so
-  differences under ~0.5 deg are noise; the recipe gives 7.5 / 9.9 and 10.0 / 10.4):
+* tried on this recipe, not adopted (P1 and P2 validation / test, one seed each: see the
+  seed spread below; the recipe gives 7.5 / 9.9 and 10.0 / 10.4):
   electrode-ring shift augmentation up to 0.3 of a spacing 7.5 / 9.8 and 9.6 / 11.0;
   T = 1 11.7 / 12.9 and 12.5 / 15.3; pose loss weight 1.0 7.1 / 9.4 and 10.3 / 10.5;
   no validation rep (all four reps, last epoch kept) - / 9.5 and - / 11.3.
