@@ -305,13 +305,11 @@ def format_report(result: dict[str, Any]) -> str:
             c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
         ]
         lines.append("  " + "  ".join(cells))
-    lines.append(
-        "  (MAE in degrees. network: every hop of the joined test stream; baselines: every"
-    )
-    lines.append(
-        "  50 ms window inside each recording; 'same hops': run on the joined stream, output"
-    )
-    lines.append("  held between windows, scored at the network's hops)")
+    lines += [
+        "  (MAE in degrees. network: every hop of the joined test stream; baselines: every",
+        "  50 ms window inside each recording; 'same hops': run on the joined stream, output",
+        "  held between windows, scored at the network's hops)",
+    ]
     if result.get("network_vs_best_pct") is not None:
         best = result["best_baseline"]
         lines.append(

@@ -613,9 +613,12 @@ def _split_validation(
     return [r for r in recordings if r.rep not in held], [r for r in recordings if r.rep in held]
 
 
+EpochStream = Callable[[np.random.Generator], _Prepared]
+
+
 def _fit(
     net: EmgNet,
-    train: _Prepared,
+    train: EpochStream,
     val: _Prepared | None,
     *,
     config: TrainConfig,
@@ -623,12 +626,10 @@ def _fit(
     deadline_s: float,
     epochs: int,
     history: list[dict[str, float]],
-    resample: Callable[[np.random.Generator], _Prepared] | None = None,
 ) -> tuple[int, float]:
     """Train up to ``epochs`` epochs; keep the best validation state; return (epoch, MAE).
 
-    ``resample``, if given, builds each epoch's training stream (shuffled pieces) instead
-    of reusing ``train``.
+    ``train`` gives each epoch's training stream (drawing from ``rng`` when it shuffles).
     """
     optimiser = torch.optim.AdamW(
         [p for p in net.parameters() if p.requires_grad],
@@ -639,9 +640,8 @@ def _fit(
     best_epoch, best_mae, stale = 0, math.inf, 0
     for epoch in range(1, epochs + 1):
         t0 = time.monotonic()
-        epoch_data = train if resample is None or epoch == 1 else resample(rng)
         loss = _train_epoch(
-            net, epoch_data, optimiser=optimiser, config=config, rng=rng, deadline_s=deadline_s
+            net, train(rng), optimiser=optimiser, config=config, rng=rng, deadline_s=deadline_s
         )
         row: dict[str, float] = {"epoch": epoch, "train_loss": loss}
         if val is not None:
@@ -721,34 +721,35 @@ def train_model(
     normaliser = calibration.normaliser
     fit_recs, val_recs = _split_validation(full_stream.recordings, config.validation_reps)
 
-    def resample_fit(epoch_rng: np.random.Generator, recs: Sequence[Recording]) -> _Prepared:
-        pieces = shuffled_pieces(
-            recs,
-            epoch_rng,
-            pieces_per_recording=config.pieces_per_recording,
-            min_piece_s=config.min_piece_s,
-        )
-        return _prepare(build_stream(pieces, filter_spec, keep_order=True), normaliser, spec)
+    def epoch_stream(recs: Sequence[Recording]) -> EpochStream:
+        """The training stream of every epoch: fixed in protocol order, or shuffled pieces."""
+        if config.pieces_per_recording <= 0:
+            fixed = _prepare(build_stream(recs, filter_spec), normaliser, spec)
+            return lambda _rng: fixed
 
-    shuffle = config.pieces_per_recording > 0
-    train_data = (
-        resample_fit(rng, fit_recs)
-        if shuffle
-        else _prepare(build_stream(fit_recs, filter_spec), normaliser, spec)
-    )
+        def shuffled(epoch_rng: np.random.Generator) -> _Prepared:
+            pieces = shuffled_pieces(
+                recs,
+                epoch_rng,
+                pieces_per_recording=config.pieces_per_recording,
+                min_piece_s=config.min_piece_s,
+            )
+            return _prepare(build_stream(pieces, filter_spec, keep_order=True), normaliser, spec)
+
+        return shuffled
+
     val_data = _prepare(build_stream(val_recs, filter_spec), normaliser, spec) if val_recs else None
     net = EmgNet(spec, seed=seed)
     history: list[dict[str, float]] = []
     best_epoch, best_val = _fit(
         net,
-        train_data,
+        epoch_stream(fit_recs),
         val_data,
         config=config,
         rng=rng,
         deadline_s=deadline_s,
         epochs=config.max_epochs,
         history=history,
-        resample=(lambda r: resample_fit(r, fit_recs)) if shuffle else None,
     )
     val_report: dict[str, Any] | None = None
     history_effect: dict[str, float] | None = None
@@ -763,22 +764,17 @@ def train_model(
         }
     refit_epochs = 0
     if config.refit_all and val_data is not None and time.monotonic() < deadline_s:
-        all_recs = list(full_stream.recordings)
-        all_data = (
-            resample_fit(rng, all_recs) if shuffle else _prepare(full_stream, normaliser, spec)
-        )
         net = EmgNet(spec, seed=seed)
         refit_epochs = best_epoch
         _fit(
             net,
-            all_data,
+            epoch_stream(full_stream.recordings),
             None,
             config=config,
             rng=rng,
             deadline_s=deadline_s,
             epochs=best_epoch,
             history=history,
-            resample=(lambda r: resample_fit(r, all_recs)) if shuffle else None,
         )
     net.eval()
     report: dict[str, Any] = {
@@ -794,7 +790,9 @@ def train_model(
         "n_train_recordings": len(fit_recs),
         "n_val_recordings": len(val_recs),
         "validation_reps": sorted({r.rep for r in val_recs}),
-        "train_hops": int(train_data.ends.size),
+        "train_hops": int(
+            hop_ends(sum(r.n_samples for r in fit_recs), spec.window_samples, spec.hop_samples).size
+        ),
         "best_epoch": best_epoch,
         "best_val_mae_deg": best_val if math.isfinite(best_val) else None,
         "refit_epochs": refit_epochs,
