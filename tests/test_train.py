@@ -387,11 +387,11 @@ def _notes_text() -> str:
 @pytest.mark.parametrize(
     "claim",
     [
-        "seed spec with T = 10, dropout 0.3 and the pose-mixture head",
+        "seed spec with T = 10, dropout 0.3 and the pose-mixture head over the data's gestures",
         "AdamW lr 1e-3, weight decay 0.05",
         "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 4 per step",
         "every epoch each recording cut into 4 pieces (at least 1 s) joined in a random order",
-        "L1 + MSE on angles / 30 deg plus 0.3 x pose cross-entropy",
+        "L1 + MSE on angles / 30 deg plus 0.3 x gesture cross-entropy",
         "per-channel gain jitter (log-sd 0.15)",
         "noisy true history (sd 10 deg) before each sequence",
         "early stopping, patience 8",

@@ -17,7 +17,8 @@ longer than the minimum costs nothing extra.
 Two spec options extend the seed (their defaults keep it exactly): ``pool_s`` averages
 consecutive output steps into each of the ``T`` features (``avg_pool1d`` after the cut), and
 ``head = "pose_mixture"`` replaces the per-angle sigmoid with ``R + e·Σ_k p_k·(G_k − R)`` over
-the pose table of :mod:`emgd.poses` (softmax pose weights ``p``, sigmoid effort ``e``). The
+classes ``k`` that are the poses of :mod:`emgd.poses` or, with ``spec.gestures``, the trained
+gestures each mapped to its pose (softmax class weights ``p``, sigmoid effort ``e``). The
 head can also run split (:meth:`EmgNet.project_features`, then
 :meth:`EmgNet.logits_from_projection`) so closed-loop training feeds the history back cheaply.
 """
@@ -32,7 +33,7 @@ from torch.nn import functional
 
 from emgd.errors import ModelError
 from emgd.model.spec import HEAD_POSE_MIXTURE, BranchPlan, ConvLayer, ModelSpec
-from emgd.poses import POSE_NAMES, REST, pose_angles_deg
+from emgd.poses import REST, pose_angles_deg
 
 INPUT_NAMES: tuple[str, str] = ("emg", "history_deg")
 OUTPUT_NAMES: tuple[str] = ("angles_deg",)
@@ -170,11 +171,12 @@ class EmgNet(nn.Module):
                 head.append(nn.ReLU())
         self.head = nn.Sequential(*head)
         self.angle_lo_deg, self.angle_hi_deg = spec.angle_range_deg
-        # Pose mixture: rest pose R (1, n_outputs) and offsets G_k − R (n_poses, n_outputs).
+        # Pose mixture: rest pose R (1, n_outputs) and offsets G_k − R (n_classes, n_outputs),
+        # one row per class of the softmax (a class's pose from the spec's gestures).
         # Plain constants, not buffers: they are the project's pose table, not model weights.
         rest_deg = torch.tensor(pose_angles_deg(REST), dtype=torch.float32)
         goals_deg = torch.stack(
-            [torch.tensor(pose_angles_deg(pose), dtype=torch.float32) for pose in POSE_NAMES]
+            [torch.tensor(pose_angles_deg(pose), dtype=torch.float32) for pose in spec.class_poses]
         )
         self.rest_deg: Tensor = rest_deg.reshape(1, -1)
         self.pose_offsets_deg: Tensor = goals_deg - rest_deg
@@ -334,8 +336,9 @@ class EmgNet(nn.Module):
         """The bounded output transform of the spec's head.
 
         ``"direct"``: ``lo + (hi − lo)·sigmoid(z)``. ``"pose_mixture"``: the first
-        ``n_poses`` logits give pose weights ``p = softmax``, the last an effort
-        ``e = sigmoid``, and the angles are ``R + e·Σ_k p_k·(G_k − R)``.
+        ``n_classes`` logits give class weights ``p = softmax``, the last an effort
+        ``e = sigmoid``, and the angles are ``R + e·Σ_k p_k·(G_k − R)`` with ``G_k`` the
+        pose of class ``k`` (:attr:`ModelSpec.class_poses`).
 
         Parameters
         ----------
@@ -348,9 +351,9 @@ class EmgNet(nn.Module):
             Shape ``(B, n_outputs)``, degrees within ``spec.angle_range_deg``.
         """
         if self.spec.head == HEAD_POSE_MIXTURE:
-            n_poses = len(POSE_NAMES)
-            weights = torch.softmax(logits[:, :n_poses], dim=1)
-            effort = torch.sigmoid(logits[:, n_poses : n_poses + 1])
+            n_classes = len(self.spec.class_poses)
+            weights = torch.softmax(logits[:, :n_classes], dim=1)
+            effort = torch.sigmoid(logits[:, n_classes : n_classes + 1])
             return self.rest_deg + effort * (weights @ self.pose_offsets_deg)
         span_deg = self.angle_hi_deg - self.angle_lo_deg
         return self.angle_lo_deg + span_deg * torch.sigmoid(logits)

@@ -52,8 +52,6 @@ from emgd.poses import ANGLE_MIN_DEG as POSE_TABLE_MIN_DEG
 from emgd.poses import N_FINGERS as N_POSE_ANGLES
 from emgd.poses import POSE_NAMES
 
-N_POSES = len(POSE_NAMES)
-
 SPEC_FORMAT_VERSION = 1
 SPEC_WHERE = "model spec"
 
@@ -84,6 +82,7 @@ HISTORY_BOUNDS = (0, 16)
 WINDOW_BOUNDS_S = (0.001, 60.0)
 HOP_BOUNDS_S = (0.0001, 10.0)
 DROPOUT_BOUNDS = (0.0, 0.95)
+MAX_GESTURES = 64  # classes of the pose-mixture softmax (see ModelSpec.gestures)
 ANGLE_BOUNDS_DEG = (-360.0, 360.0)
 
 # Output heads: "direct" is the seed's ``lo + (hi − lo)·sigmoid`` per angle; "pose_mixture"
@@ -515,6 +514,11 @@ class ModelSpec:
         Output head: ``"direct"`` (seed: ``lo + (hi − lo)·sigmoid`` per angle) or
         ``"pose_mixture"`` (``R + e·Σ_k p_k·(G_k − R)`` over the pose table, needs five
         outputs and a range covering the poses; see :data:`HEADS`).
+    gestures:
+        Pose-mixture head only: the classes its softmax runs over, as ``(label, pose)``
+        pairs (e.g. the 11 3DC gestures, seven of which are the rest pose). Empty: one
+        class per pose of the pose table. Several classes may share a pose: a wrist
+        flexion and a relaxed hand look nothing alike in the EMG, yet both are rest.
     """
 
     sample_rate_hz: float = 1000.0
@@ -532,6 +536,7 @@ class ModelSpec:
     dropout: float = 0.0
     head: str = HEAD_DIRECT
     pool_s: float | None = None
+    gestures: tuple[tuple[str, str], ...] = ()
     _plans: tuple[BranchPlan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -554,6 +559,7 @@ class ModelSpec:
         self._set("dropout", _check_float(where, "dropout", self.dropout, DROPOUT_BOUNDS))
         self._check_angle_range()
         self._check_head()
+        self._check_gestures()
         if self.pool_s is not None:
             self._set("pool_s", _check_float(where, "pool_s", self.pool_s, POOL_BOUNDS_S))
         self._check_branches()
@@ -593,6 +599,47 @@ class ModelSpec:
                     f"{SPEC_WHERE}: head 'pose_mixture' needs angle_range_deg to cover the "
                     f"poses [{POSE_TABLE_MIN_DEG:g}, {POSE_TABLE_MAX_DEG:g}], got ({lo:g}, {hi:g})"
                 )
+
+    def _check_gestures(self) -> None:
+        gestures = self.gestures
+        if not isinstance(gestures, tuple) or not all(
+            isinstance(g, tuple) and len(g) == 2 and all(isinstance(x, str) for x in g)
+            for g in gestures
+        ):
+            raise ConfigError(
+                f"{SPEC_WHERE}: gestures = {gestures!r} must be a list of [label, pose] pairs"
+            )
+        if not gestures:
+            return
+        if self.head != HEAD_POSE_MIXTURE:
+            raise ConfigError(
+                f"{SPEC_WHERE}: gestures are only used by head 'pose_mixture', not {self.head!r}"
+            )
+        labels = [label for label, _ in gestures]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"{SPEC_WHERE}: gestures repeat a label: {labels}")
+        for label, pose in gestures:
+            if pose not in POSE_NAMES:
+                raise ConfigError(
+                    f"{SPEC_WHERE}: gesture {label!r} maps to pose {pose!r}, which is not one "
+                    f"of {', '.join(POSE_NAMES)}"
+                )
+        if len(gestures) > MAX_GESTURES:
+            raise ConfigError(f"{SPEC_WHERE}: {len(gestures)} gestures, more than {MAX_GESTURES}")
+
+    @property
+    def class_poses(self) -> tuple[str, ...]:
+        """The pose of each class of the pose-mixture softmax (see :attr:`gestures`)."""
+        if self.gestures:
+            return tuple(pose for _, pose in self.gestures)
+        return POSE_NAMES
+
+    @property
+    def class_labels(self) -> tuple[str, ...]:
+        """The label of each class of the pose-mixture softmax (pose names by default)."""
+        if self.gestures:
+            return tuple(label for label, _ in self.gestures)
+        return POSE_NAMES
 
     def _check_branches(self) -> None:
         if not isinstance(self.branches, tuple) or not all(
@@ -776,9 +823,9 @@ class ModelSpec:
 
     @property
     def head_inputs(self) -> int:
-        """Outputs of the last MLP layer: ``n_outputs`` (direct) or poses + 1 (pose mixture)."""
+        """Outputs of the last MLP layer: ``n_outputs`` (direct) or classes + 1 (pose mixture)."""
         if self.head == HEAD_POSE_MIXTURE:
-            return N_POSES + 1
+            return len(self.class_poses) + 1
         return self.n_outputs
 
     @property
@@ -860,6 +907,7 @@ class ModelSpec:
             "dropout": self.dropout,
             "head": self.head,
             "pool_s": self.pool_s,
+            "gestures": [list(g) for g in self.gestures],
         }
 
     @classmethod
@@ -887,6 +935,11 @@ class ModelSpec:
         for key in ("mlp", "angle_range_deg"):
             if key in kwargs:
                 kwargs[key] = tuple(_expect_list(SPEC_WHERE, key, kwargs[key]))
+        if "gestures" in kwargs:
+            kwargs["gestures"] = tuple(
+                tuple(_expect_list(SPEC_WHERE, f"gestures[{i}]", g))
+                for i, g in enumerate(_expect_list(SPEC_WHERE, "gestures", kwargs["gestures"]))
+            )
         return cls(**kwargs)
 
 

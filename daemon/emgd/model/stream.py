@@ -5,6 +5,7 @@ split's recordings (3DC rep-major with classes in recorded order; ContractionInt
 sorted by rep, then level, then class; synthetic in time order), their concatenation into
 one stream, the causal :class:`~emgd.dsp.filters.StreamingFilter` run over it in time order
 (started with ``reset(None)``; mains 60 Hz for the Canadian datasets, else the board's),
+each sample's gesture class (:func:`gestures_of`, :func:`class_index`),
 the wearer's calibration (rest = samples labelled "no motion" / C1 / rest, effort = every
 other sample of the training split), and the hop grid (one window every ``hop_samples``, the
 first ending at sample ``window_samples − 1``), and the ramp correlation of each ramp
@@ -174,6 +175,49 @@ def build_stream(
         recordings=tuple(ordered),
         filter_spec=spec,
     )
+
+
+def gestures_of(recordings: Sequence[Recording]) -> tuple[tuple[str, str], ...]:
+    """Every ``(label, pose)`` pair of the recordings, in protocol order of first appearance.
+
+    Raises
+    ------
+    DatasetError
+        If one label stands for two different poses.
+    """
+    pose_of: dict[str, str] = {}
+    for rec in protocol_order(recordings):
+        for label, pose in zip(rec.label_names, rec.label_poses, strict=True):
+            if pose_of.setdefault(label, pose) != pose:
+                raise DatasetError(
+                    f"{rec.source}: label {label!r} is pose {pose!r} here but "
+                    f"{pose_of[label]!r} in an earlier recording"
+                )
+    return tuple(pose_of.items())
+
+
+def class_index(stream: SessionStream, gestures: Sequence[tuple[str, str]]) -> IntArray:
+    """Each sample's class for a pose-mixture softmax over ``gestures`` (empty: the poses).
+
+    Raises
+    ------
+    DatasetError
+        If a recording holds a label that is not one of ``gestures``.
+    """
+    if not gestures:
+        return stream.pose_index
+    index_of = {label: i for i, (label, _) in enumerate(gestures)}
+    parts: list[IntArray] = []
+    for rec in stream.recordings:
+        missing = [name for name in rec.label_names if name not in index_of]
+        if missing:
+            raise DatasetError(
+                f"{rec.source}: gesture {missing[0]!r} is not one the model was built for "
+                f"({', '.join(index_of)})"
+            )
+        lookup = np.array([index_of[name] for name in rec.label_names], dtype=np.int64)
+        parts.append(lookup[rec.label_index])
+    return np.concatenate(parts)
 
 
 def calibrate(stream: SessionStream) -> Calibration:

@@ -1,0 +1,172 @@
+"""Tests of the pose-mixture head over gesture classes (ModelSpec.gestures) on synthetic data.
+
+Several gestures may share a pose (3DC: seven of eleven classes are the relaxed hand); the
+softmax then runs over the gestures and each class pulls toward its own pose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from emgd.data.recording import Recording
+from emgd.errors import ConfigError, DatasetError
+from emgd.model.network import EmgNet
+from emgd.model.spec import ModelSpec
+from emgd.model.stream import build_stream, class_index, gestures_of
+from emgd.model.train import TrainConfig, recipe_gestures, train_model
+from emgd.poses import POSE_NAMES, pose_angles_deg
+
+FS_HZ = 500.0
+N_CHANNELS = 3
+# Two rest-pose gestures, one power: the 3DC situation in small.
+GESTURES = (("no_motion", "rest"), ("wrist_flexion", "rest"), ("power_grip", "power"))
+SPEC = ModelSpec(
+    sample_rate_hz=FS_HZ,
+    n_channels=N_CHANNELS,
+    common_length=4,
+    mlp=(16,),
+    hop_s=0.04,
+    head="pose_mixture",
+    gestures=GESTURES,
+)
+
+
+def _recording(label: str, pose: str, n: int = 400, rep: int = 0) -> Recording:
+    rng = np.random.default_rng(n + rep)
+    return Recording(
+        emg=rng.normal(0.0, 1.0, (n, N_CHANNELS)),
+        sample_rate_hz=FS_HZ,
+        targets_deg=np.tile(pose_angles_deg(pose), (n, 1)),
+        effort=np.ones(n),
+        label_names=(label,),
+        label_poses=(pose,),
+        label_index=np.zeros(n, dtype=np.int64),
+        dataset="synthetic",
+        participant="seed0",
+        session="",
+        rep=rep,
+        condition="",
+        source=f"{label}_{rep}.csv",
+        emg_unit="uV",
+    )
+
+
+def test_head_has_one_logit_per_gesture_plus_effort() -> None:
+    assert SPEC.head_inputs == len(GESTURES) + 1
+    assert SPEC.mlp_sizes[-1] == 4
+    assert SPEC.class_poses == ("rest", "rest", "power")
+    assert SPEC.class_labels == ("no_motion", "wrist_flexion", "power_grip")
+    default = dataclasses.replace(SPEC, gestures=())
+    assert default.class_poses == POSE_NAMES
+    assert default.head_inputs == len(POSE_NAMES) + 1
+
+
+def test_each_gesture_pulls_toward_its_own_pose() -> None:
+    net = EmgNet(SPEC, seed=0)
+    big = 50.0
+    # All weight on wrist flexion (a rest gesture), full effort: the rest pose.
+    flexion = torch.tensor([[0.0, big, 0.0, big]])
+    assert net.angles_from_logits(flexion).tolist() == [[30.0] * 5]
+    # Power at effort 0.5: 30 + 0.5·150 = 105.
+    power = torch.tensor([[0.0, 0.0, big, 0.0]])
+    assert net.angles_from_logits(power).tolist() == [[105.0] * 5]
+    # Half on each rest gesture: still rest, whatever the effort.
+    split_rest = torch.tensor([[big, big, 0.0, big]])
+    assert torch.allclose(net.angles_from_logits(split_rest), torch.full((1, 5), 30.0))
+
+
+def test_gestures_survive_the_spec_dict_round_trip() -> None:
+    data = SPEC.to_dict()
+    assert data["gestures"] == [list(g) for g in GESTURES]
+    assert ModelSpec.from_dict(data) == SPEC
+    # A spec written before gestures existed reads as one class per pose.
+    del data["gestures"]
+    assert ModelSpec.from_dict(data).gestures == ()
+
+
+@pytest.mark.parametrize(
+    ("gestures", "head", "message"),
+    [
+        ((("a", "fist"),), "pose_mixture", "gesture 'a' maps to pose 'fist'"),
+        ((("a", "rest"), ("a", "power")), "pose_mixture", "repeat a label"),
+        ((("a", "rest"),), "direct", "only used by head 'pose_mixture'"),
+        ((("a", "rest", "x"),), "pose_mixture", "list of \\[label, pose\\] pairs"),
+        (tuple((f"g{i}", "rest") for i in range(65)), "pose_mixture", "more than 64"),
+    ],
+)
+def test_bad_gestures_are_refused_by_name(
+    gestures: tuple[tuple[str, str], ...], head: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ModelSpec(head=head, gestures=gestures)
+
+
+def test_bad_gestures_from_metadata_are_refused() -> None:
+    data = SPEC.to_dict()
+    data["gestures"] = "rest"
+    with pytest.raises(ConfigError, match="gestures"):
+        ModelSpec.from_dict(data)
+
+
+def test_gestures_of_lists_labels_in_first_appearance() -> None:
+    recs = [
+        _recording("power_grip", "power"),
+        _recording("no_motion", "rest"),
+        _recording("power_grip", "power", rep=1),
+        _recording("wrist_flexion", "rest"),
+    ]
+    assert gestures_of(recs) == (
+        ("power_grip", "power"),
+        ("no_motion", "rest"),
+        ("wrist_flexion", "rest"),
+    )
+
+
+def test_gestures_of_refuses_a_label_with_two_poses() -> None:
+    recs = [_recording("grip", "power"), _recording("grip", "chuck", rep=1)]
+    with pytest.raises(DatasetError, match=r"grip_1\.csv: label 'grip' is pose 'chuck'"):
+        gestures_of(recs)
+
+
+def test_class_index_follows_the_gesture_not_the_pose() -> None:
+    recs = [
+        _recording("no_motion", "rest", n=100),
+        _recording("wrist_flexion", "rest", n=150),
+        _recording("power_grip", "power", n=50),
+    ]
+    stream = build_stream(recs)
+    classes = class_index(stream, GESTURES)
+    assert classes.tolist() == [0] * 100 + [1] * 150 + [2] * 50
+    # Without gestures the classes are the poses (rest 0, power 2).
+    assert class_index(stream, ()).tolist() == [0] * 250 + [2] * 50
+
+
+def test_class_index_names_a_gesture_the_model_lacks() -> None:
+    stream = build_stream([_recording("no_motion", "rest"), _recording("pinch_grip", "pinch")])
+    with pytest.raises(DatasetError, match=r"pinch_grip_0\.csv: gesture 'pinch_grip' is not one"):
+        class_index(stream, GESTURES)
+
+
+def test_training_refuses_data_with_a_gesture_the_spec_lacks() -> None:
+    recs = [_recording("no_motion", "rest", n=2000, rep=rep) for rep in range(2)] + [
+        _recording("pinch_grip", "pinch", n=2000, rep=rep) for rep in range(2)
+    ]
+    with pytest.raises(DatasetError, match="gesture 'pinch_grip' is not one"):
+        train_model(recs, spec=SPEC, max_minutes=0.1)
+
+
+def test_recipe_trains_over_the_data_gestures_unless_they_are_the_poses() -> None:
+    recs = [
+        _recording(label, pose, n=2500, rep=rep) for rep in range(3) for label, pose in GESTURES
+    ]
+    assert recipe_gestures(recs) == GESTURES
+    result = train_model(recs, max_minutes=0.05, config=TrainConfig(max_epochs=1))
+    assert result.spec.gestures == GESTURES
+    assert result.spec.head_inputs == 4
+    # Labels that are pose names: one class per pose, as the pose table has it.
+    poses = [_recording(pose, pose, rep=rep) for rep in range(2) for pose in ("rest", "open")]
+    assert recipe_gestures(poses) == ()
