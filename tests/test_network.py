@@ -13,7 +13,13 @@ torch = pytest.importorskip("torch")
 from torch import Tensor, nn  # noqa: E402
 
 from emgd.errors import ModelError  # noqa: E402
-from emgd.model.network import INPUT_NAMES, OUTPUT_NAMES, EmgNet, FixedConv1d  # noqa: E402
+from emgd.model.network import (  # noqa: E402
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    EmgNet,
+    FixedConv1d,
+    conv1d_by_taps,
+)
 from emgd.model.spec import DEFAULT_BRANCHES, ModelSpec, Stage2Spec  # noqa: E402
 
 # A small spec keeps the tests fast: 3 channels, T = 6, a narrow MLP.
@@ -306,3 +312,38 @@ def test_onnx_export_matches_pytorch() -> None:
         assert got.shape == (batch, 5)
         assert np.max(np.abs(got - expected[:batch])) < 1e-3
     assert ((expected > 1.0) & (expected < 179.0)).any()  # not all railed: a real comparison
+
+
+@pytest.mark.parametrize(
+    ("stride", "dilation", "with_bias"), [(1, 1, True), (2, 3, False), (3, 7, True)]
+)
+def test_conv_by_taps_is_conv1d(stride: int, dilation: int, with_bias: bool) -> None:
+    generator = torch.Generator().manual_seed(stride + dilation)
+    x = torch.randn(5, 1, 300, generator=generator)
+    weight = torch.randn(1, 1, 9, generator=generator)
+    bias = torch.randn(1, generator=generator) if with_bias else None
+    want = torch.nn.functional.conv1d(x, weight, bias, stride=stride, dilation=dilation)
+    got = conv1d_by_taps(x, weight, bias, stride=stride, dilation=dilation)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_branches_by_taps_give_conv_outputs_and_gradients() -> None:
+    """Training's faster single-map path: same features, same weight gradients."""
+    net = EmgNet(ModelSpec(n_channels=2, common_length=4, mlp=(8,)), seed=3)
+    x = torch.randn(4, 1, 2500, generator=torch.Generator().manual_seed(0))
+    for branch in net.branch_modules:
+        results = []
+        for by_taps in (False, True):
+            branch.zero_grad()
+            maps = branch.run_layers(x, by_taps=by_taps)
+            (maps * torch.linspace(-1.0, 1.0, maps.shape[-1])).sum().backward()
+            grads = [p.grad.clone() for p in branch.parameters() if p.grad is not None]
+            results.append((maps.detach(), grads))
+        (conv_maps, conv_grads), (taps_maps, taps_grads) = results
+        assert torch.allclose(taps_maps, conv_maps, rtol=1e-4, atol=1e-4), branch.name
+        assert len(taps_grads) == len(conv_grads) > 0
+        for got, want in zip(taps_grads, conv_grads, strict=True):
+            assert torch.allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max())), (
+                branch.name
+            )

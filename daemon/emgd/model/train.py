@@ -276,7 +276,8 @@ def _branch_steps_at(
     bin_offsets = pool_steps * np.arange(common_length - 1, -1, -1, dtype=np.int64)
     for residue in np.unique(residues):
         chosen = np.flatnonzero(residues == residue)
-        maps = branch.run_layers(x[..., int(residue) :])  # step j ends at r + R − 1 + j·S
+        # Step j ends at r + R − 1 + j·S.
+        maps = branch.run_layers(x[..., int(residue) :], by_taps=True)
         if pool_steps > 1:
             # Mean of steps j − pool + 1 … j at every j, by a running sum (no window copies).
             running = functional.pad(maps, (1, 0)).cumsum(dim=-1)
