@@ -7,6 +7,7 @@ softmax then runs over the gestures and each class pulls toward its own pose.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -17,7 +18,13 @@ from emgd.errors import ConfigError, DatasetError
 from emgd.model.network import EmgNet
 from emgd.model.spec import ModelSpec
 from emgd.model.stream import build_stream, class_index, gestures_of
-from emgd.model.train import TrainConfig, recipe_gestures, train_model
+from emgd.model.train import (
+    SHARPNESS_CANDIDATES,
+    TrainConfig,
+    pick_sharpness,
+    recipe_gestures,
+    train_model,
+)
 from emgd.poses import POSE_NAMES, pose_angles_deg
 
 FS_HZ = 500.0
@@ -170,3 +177,62 @@ def test_recipe_trains_over_the_data_gestures_unless_they_are_the_poses() -> Non
     # Labels that are pose names: one class per pose, as the pose table has it.
     poses = [_recording(pose, pose, rep=rep) for rep in range(2) for pose in ("rest", "open")]
     assert recipe_gestures(poses) == ()
+
+
+# ----------------------------------------------------------------------------- sharpness
+
+
+def test_sharpness_commits_the_mixture_to_the_likeliest_gesture() -> None:
+    net = EmgNet(SPEC, seed=0)
+    # Power twice as likely in logits as each rest gesture, full effort.
+    logits = torch.tensor([[0.0, 0.0, 1.0, 50.0]])
+    soft = net.angles_from_logits(logits, sharpness=1.0)
+    sharp = net.angles_from_logits(logits, sharpness=8.0)
+    p_power = math.exp(1.0) / (2.0 + math.exp(1.0))
+    assert soft[0, 0].item() == pytest.approx(30.0 + 150.0 * p_power, abs=1e-3)
+    assert sharp[0, 0].item() > 179.0
+    # The spec's value is the default, and a spec round trip keeps it.
+    sharp_spec = dataclasses.replace(SPEC, class_sharpness=8.0)
+    assert torch.equal(EmgNet(sharp_spec, seed=0).angles_from_logits(logits), sharp)
+    assert ModelSpec.from_dict(sharp_spec.to_dict()).class_sharpness == 8.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"head": "pose_mixture", "class_sharpness": 0.5}, "class_sharpness"),
+        ({"head": "direct", "class_sharpness": 2.0}, "only used by head 'pose_mixture'"),
+    ],
+)
+def test_bad_sharpness_is_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ModelSpec(**kwargs)  # type: ignore[arg-type]
+
+
+def test_training_picks_the_sharpness_of_best_validation_and_reports_every_candidate() -> None:
+    recs = [
+        _recording(label, pose, n=2500, rep=rep) for rep in range(3) for label, pose in GESTURES
+    ]
+    result = train_model(recs, max_minutes=0.05, config=TrainConfig(max_epochs=1))
+    report = result.report["class_sharpness"]
+    rows = report["candidates"]
+    assert [row["sharpness"] for row in rows] == list(SHARPNESS_CANDIDATES)
+    best = min(rows, key=lambda row: row["val_mae_deg"])  # no ramps here: MAE alone decides
+    assert report["chosen"] == best["sharpness"] == result.spec.class_sharpness
+    assert result.net.spec.class_sharpness == result.spec.class_sharpness
+    assert result.report["validation"]["mae_mean_deg"] == pytest.approx(best["val_mae_deg"])
+
+
+def _row(sharpness: float, mae: float, ramp: float | None) -> dict[str, float | None]:
+    return {"sharpness": sharpness, "val_mae_deg": mae, "val_ramp_r": ramp}
+
+
+def test_pick_sharpness_never_trades_proportional_control_for_mae() -> None:
+    # No ramps in the validation data: the lowest MAE wins.
+    assert pick_sharpness([_row(1, 9.0, None), _row(2, 7.0, None), _row(4, 7.5, None)]) == 2
+    # Ramps: sharper halves the MAE but loses 0.05 of ramp correlation: not eligible.
+    assert pick_sharpness([_row(1, 8.0, 0.80), _row(2, 4.0, 0.75), _row(4, 7.9, 0.79)]) == 4
+    # Within the tolerance of sharpness 1's correlation it counts.
+    assert pick_sharpness([_row(1, 8.0, 0.80), _row(2, 7.0, 0.785)]) == 2
+    # A candidate whose ramp could not be scored does not count when sharpness 1's could.
+    assert pick_sharpness([_row(1, 8.0, 0.80), _row(2, 1.0, None)]) == 1

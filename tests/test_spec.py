@@ -367,8 +367,10 @@ def specs(draw: st.DrawFn) -> ModelSpec:
         features=draw(st.integers(1, 6)),
     )
     lo_deg = draw(st.floats(min_value=-90.0, max_value=90.0))
-    spec = ModelSpec(
-        sample_rate_hz=draw(st.sampled_from([250.0, 500.0, 1000.0, 1234.5, 2000.0])),
+    fs_hz = draw(st.sampled_from([250.0, 500.0, 1000.0, 1234.5, 2000.0]))
+    # A one-sample hop fits every window; the drawn hop must fit the drawn window.
+    probe = ModelSpec(
+        sample_rate_hz=fs_hz,
         n_channels=draw(st.integers(1, 16)),
         branches=branches,
         stage2=stage2,
@@ -377,14 +379,26 @@ def specs(draw: st.DrawFn) -> ModelSpec:
         n_outputs=draw(st.integers(1, 6)),
         history=draw(st.integers(0, 3)),
         angle_range_deg=(lo_deg, lo_deg + draw(st.floats(min_value=1.0, max_value=180.0))),
-        hop_s=draw(st.sampled_from([0.01, 0.02, 0.05])),
+        hop_s=1.0 / fs_hz,
         dropout=draw(st.sampled_from([0.0, 0.1, 0.5])),
     )
     extra_samples = draw(st.none() | st.integers(0, 500))
-    if extra_samples is None:
-        return spec
-    window_s = (spec.min_window_samples + extra_samples) / spec.sample_rate_hz
-    return dataclasses.replace(spec, window_s=window_s)
+    window_s = (
+        None
+        if extra_samples is None
+        else (probe.min_window_samples + extra_samples) / probe.sample_rate_hz
+    )
+    hops_s = [h for h in (0.01, 0.02, 0.05) if _hop_fits(probe, h, window_s)]
+    hop_s = draw(st.sampled_from(hops_s)) if hops_s else probe.hop_s
+    return dataclasses.replace(probe, hop_s=hop_s, window_s=window_s)
+
+
+def _hop_fits(spec: ModelSpec, hop_s: float, window_s: float | None) -> bool:
+    try:
+        dataclasses.replace(spec, hop_s=hop_s, window_s=window_s)
+    except ConfigError:
+        return False
+    return True
 
 
 @given(spec=specs())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from emgd.model.stream import build_stream, hop_ends, protocol_order
 from emgd.model.train import (
     LOSS_SCALE_DEG,
     RECIPE_NOTES,
+    SHARPNESS_CANDIDATES,
     TrainConfig,
     TrainResult,
     closed_loop_predict,
@@ -445,6 +447,11 @@ def test_train_config_defaults_are_the_recipe_in_the_notes() -> None:
 def test_train_model_defaults_to_the_recipe_spec(split: Split) -> None:
     quick = TrainConfig(sequence_hops=10, batch_sequences=4, max_epochs=1)
     result = train_model(split, seed=0, max_minutes=0.05, config=quick)
-    assert result.spec == recipe_spec(FS_HZ, N_CHANNELS)
+    # The recipe spec, with the class sharpness validation chose (see test_gestures).
+    chosen = result.report["class_sharpness"]["chosen"]
+    assert chosen in SHARPNESS_CANDIDATES
+    assert result.spec == dataclasses.replace(
+        recipe_spec(FS_HZ, N_CHANNELS), class_sharpness=chosen
+    )
     assert result.report["spec"]["common_length"] == 10
     assert result.report["spec"]["dropout"] == 0.3

@@ -380,11 +380,11 @@ class EmgNet(nn.Module):
             x = module(x)
         return x
 
-    def angles_from_logits(self, logits: Tensor) -> Tensor:
+    def angles_from_logits(self, logits: Tensor, *, sharpness: float | None = None) -> Tensor:
         """The bounded output transform of the spec's head.
 
         ``"direct"``: ``lo + (hi − lo)·sigmoid(z)``. ``"pose_mixture"``: the first
-        ``n_classes`` logits give class weights ``p = softmax``, the last an effort
+        ``n_classes`` logits give class weights ``p = softmax(s·z)``, the last an effort
         ``e = sigmoid``, and the angles are ``R + e·Σ_k p_k·(G_k − R)`` with ``G_k`` the
         pose of class ``k`` (:attr:`ModelSpec.class_poses`).
 
@@ -392,6 +392,8 @@ class EmgNet(nn.Module):
         ----------
         logits:
             Shape ``(B, spec.head_inputs)``.
+        sharpness:
+            ``s``; default the spec's ``class_sharpness`` (training passes 1).
 
         Returns
         -------
@@ -400,7 +402,9 @@ class EmgNet(nn.Module):
         """
         if self.spec.head == HEAD_POSE_MIXTURE:
             n_classes = len(self.spec.class_poses)
-            weights = torch.softmax(logits[:, :n_classes], dim=1)
+            s = self.spec.class_sharpness if sharpness is None else sharpness
+            class_logits = logits[:, :n_classes]
+            weights = torch.softmax(class_logits * s if s != 1.0 else class_logits, dim=1)
             effort = torch.sigmoid(logits[:, n_classes : n_classes + 1])
             return self.rest_deg + effort * (weights @ self.pose_offsets_deg)
         span_deg = self.angle_hi_deg - self.angle_lo_deg

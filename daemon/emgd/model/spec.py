@@ -83,6 +83,7 @@ WINDOW_BOUNDS_S = (0.001, 60.0)
 HOP_BOUNDS_S = (0.0001, 10.0)
 DROPOUT_BOUNDS = (0.0, 0.95)
 MAX_GESTURES = 64  # classes of the pose-mixture softmax (see ModelSpec.gestures)
+SHARPNESS_BOUNDS = (1.0, 1000.0)
 ANGLE_BOUNDS_DEG = (-360.0, 360.0)
 
 # Output heads: "direct" is the seed's ``lo + (hi − lo)·sigmoid`` per angle; "pose_mixture"
@@ -519,6 +520,10 @@ class ModelSpec:
         pairs (e.g. the 11 3DC gestures, seven of which are the rest pose). Empty: one
         class per pose of the pose table. Several classes may share a pose: a wrist
         flexion and a relaxed hand look nothing alike in the EMG, yet both are rest.
+    class_sharpness:
+        Pose-mixture head only: the class weights are ``softmax(s·z)`` at inference
+        (1: as trained; larger commits more firmly to the most likely gesture, as a
+        classifier mapped to poses does). Training fits at 1 and picks ``s`` on validation.
     """
 
     sample_rate_hz: float = 1000.0
@@ -537,6 +542,7 @@ class ModelSpec:
     head: str = HEAD_DIRECT
     pool_s: float | None = None
     gestures: tuple[tuple[str, str], ...] = ()
+    class_sharpness: float = 1.0
     _plans: tuple[BranchPlan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -560,6 +566,15 @@ class ModelSpec:
         self._check_angle_range()
         self._check_head()
         self._check_gestures()
+        self._set(
+            "class_sharpness",
+            _check_float(where, "class_sharpness", self.class_sharpness, SHARPNESS_BOUNDS),
+        )
+        if self.class_sharpness != 1.0 and self.head != HEAD_POSE_MIXTURE:
+            raise ConfigError(
+                f"{SPEC_WHERE}: class_sharpness is only used by head 'pose_mixture', "
+                f"not {self.head!r}"
+            )
         if self.pool_s is not None:
             self._set("pool_s", _check_float(where, "pool_s", self.pool_s, POOL_BOUNDS_S))
         self._check_branches()
@@ -908,6 +923,7 @@ class ModelSpec:
             "head": self.head,
             "pool_s": self.pool_s,
             "gestures": [list(g) for g in self.gestures],
+            "class_sharpness": self.class_sharpness,
         }
 
     @classmethod

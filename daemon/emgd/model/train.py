@@ -23,7 +23,7 @@ import copy
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -97,11 +97,22 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   poses (validation / test): P1 seed 0 6.1 / 9.0 (poses 7.5 / 9.9), P4 seeds 0 and 1
   12.5 / 13.6 and 11.7 / 11.6 (poses 15.5 / 15.0 and 15.0 / 14.9), S1 seed 0 7.4 / 7.4,
   test ramp r 0.82 (poses 7.5 / 7.9, 0.82). P4 still improved at its last epoch.
+* class sharpness: trained at 1, the model stays unsure even on its training reps (P4
+  power grip: mean class weight 0.25-0.88, fit-rep MAE 12.1 = validation 11.9), and the
+  mixture then sits between poses. softmax(s x logits) at inference, s picked on
+  validation from 1 / 2 / 4 / 8 (argmax ~ s = 1e4), validation MAE: P1 6.1 / 4.7 / 4.4 /
+  (argmax 4.35), P4 11.9 / 8.2 / 7.4 / (argmax 7.3); S1 7.4 / 7.2 / 7.2 / (argmax 8.1)
+  but validation ramp r 0.79 / 0.74 / 0.72 / (0.71), so a candidate may not lose more
+  than 0.02 of ramp r.
 * history inputs (closed loop, validation): own outputs versus fixed rest history,
   P1 8.1 vs 12.7, S1 8.9 vs 10.4: the history acts as a useful smoothing prior.
 """
 
 MAX_TORCH_THREADS = 2
+# Class sharpness of the pose-mixture head tried after training (RECIPE_NOTES), and how far
+# the validation ramp correlation may fall below sharpness 1's for a candidate to count.
+SHARPNESS_CANDIDATES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+SHARPNESS_RAMP_TOLERANCE = 0.02
 # Hops whose features are computed together in replay (bounds memory: ~C·8000 floats each).
 REPLAY_CHUNK_HOPS = 256
 # Loss: L1 + MSE on (prediction − target) / LOSS_SCALE_DEG (pure L1 stalls at "always rest").
@@ -367,7 +378,7 @@ def _rollout(
     history = history_deg
     for step in range(projection.shape[1]):
         z = net.logits_from_projection(projection[:, step], history)
-        y = net.angles_from_logits(z)
+        y = net.angles_from_logits(z, sharpness=1.0)
         angles.append(y)
         logits.append(z)
         fed = y.detach() if detach else y
@@ -781,7 +792,9 @@ def train_model(
     )
     val_report: dict[str, Any] | None = None
     history_effect: dict[str, float] | None = None
+    sharpness_report: dict[str, Any] | None = None
     if val_data is not None:
+        net, sharpness_report = choose_sharpness(net, val_data)
         ends, pred = closed_loop_predict(net, val_data.emg_norm)
         val_report = score_predictions(val_data.stream, ends, pred)
         _, pred_rest = closed_loop_predict(net, val_data.emg_norm, history_mode="rest")
@@ -792,7 +805,7 @@ def train_model(
         }
     refit_epochs = 0
     if config.refit_all and val_data is not None and time.monotonic() < deadline_s:
-        net = EmgNet(spec, seed=seed)
+        net = EmgNet(net.spec, seed=seed)
         refit_epochs = best_epoch
         _fit(
             net,
@@ -808,7 +821,7 @@ def train_model(
     report: dict[str, Any] = {
         "seed": seed,
         "config": asdict(config),
-        "spec": spec.to_dict(),
+        "spec": net.spec.to_dict(),
         "head": spec.head,
         "window_samples": spec.window_samples,
         "hop_samples": spec.hop_samples,
@@ -826,11 +839,75 @@ def train_model(
         "refit_epochs": refit_epochs,
         "validation": val_report,
         "history_effect": history_effect,
+        "class_sharpness": sharpness_report,
         "epochs_run": len(history),
         "training_seconds": time.monotonic() - t_start,
         "torch_threads": torch.get_num_threads(),
     }
-    return TrainResult(net, spec, normaliser, filter_spec, history, report)
+    return TrainResult(net, net.spec, normaliser, filter_spec, history, report)
+
+
+# ----------------------------------------------------------------------------- sharpness
+
+
+def with_sharpness(net: EmgNet, sharpness: float) -> EmgNet:
+    """A copy of a pose-mixture network whose head uses ``class_sharpness = sharpness``."""
+    spec = replace(net.spec, class_sharpness=float(sharpness))
+    copy_net = EmgNet(spec)
+    copy_net.load_state_dict(net.state_dict())
+    return copy_net.eval()
+
+
+def pick_sharpness(rows: Sequence[Mapping[str, Any]]) -> float:
+    """The rule of :func:`choose_sharpness` on its scored candidates.
+
+    ``rows`` hold ``sharpness``, ``val_mae_deg`` and ``val_ramp_r`` (``None`` without
+    ramps), the first at sharpness 1. Lowest MAE among the candidates whose ramp
+    correlation is at least the first's minus :data:`SHARPNESS_RAMP_TOLERANCE`.
+    """
+    base_ramp = rows[0]["val_ramp_r"]
+    eligible = [
+        row
+        for row in rows
+        if base_ramp is None
+        or (
+            row["val_ramp_r"] is not None
+            and row["val_ramp_r"] >= base_ramp - SHARPNESS_RAMP_TOLERANCE
+        )
+    ]
+    return float(min(eligible, key=lambda row: float(row["val_mae_deg"]))["sharpness"])
+
+
+def choose_sharpness(net: EmgNet, val: _Prepared) -> tuple[EmgNet, dict[str, Any] | None]:
+    """The network with the class sharpness of lowest closed-loop validation MAE.
+
+    Candidates are :data:`SHARPNESS_CANDIDATES`. Where the validation data has effort
+    ramps, a candidate whose ramp correlation falls more than
+    :data:`SHARPNESS_RAMP_TOLERANCE` below that at sharpness 1 is not eligible:
+    committing to a gesture must not cost proportional control. Other heads come back
+    unchanged with no report.
+
+    Returns
+    -------
+    (net, report):
+        The chosen network (eval mode) and ``{"chosen", "candidates": [{"sharpness",
+        "val_mae_deg", "val_ramp_r"}, …]}``.
+    """
+    if net.spec.head != HEAD_POSE_MIXTURE:
+        return net, None
+    rows: list[dict[str, Any]] = []
+    for sharpness in SHARPNESS_CANDIDATES:
+        ends, pred = closed_loop_predict(with_sharpness(net, sharpness), val.emg_norm)
+        scores = score_predictions(val.stream, ends, pred)
+        rows.append(
+            {
+                "sharpness": sharpness,
+                "val_mae_deg": scores["mae_mean_deg"],
+                "val_ramp_r": scores.get("ramp_r"),
+            }
+        )
+    chosen = pick_sharpness(rows)
+    return with_sharpness(net, chosen), {"chosen": chosen, "candidates": rows}
 
 
 # ----------------------------------------------------------------------------- checkpoints
