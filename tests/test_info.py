@@ -56,3 +56,20 @@ def test_info_does_not_import_torch() -> None:
         "print('torch' in sys.modules)"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_info_names_the_gesture_classes_and_sharpness_of_a_pose_mixture() -> None:
+    spec = ModelSpec(
+        head="pose_mixture",
+        gestures=(("no_motion", "rest"), ("wrist_flexion", "rest"), ("power_grip", "power")),
+        class_sharpness=4.0,
+    )
+    text = model_info_text(spec)
+    assert re.search(
+        r"output\s+5 angles, rest \+ effort \* sum_k p_k \* \(pose_k - rest\), "
+        r"p = softmax\(4 \* logits\) over 3 classes: no_motion=rest, wrist_flexion=rest, "
+        r"power_grip=power\n",
+        text,
+    )
+    default = model_info_text(ModelSpec(head="pose_mixture"))
+    assert "over 5 classes: rest, open, power, chuck, pinch" in default

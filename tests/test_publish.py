@@ -57,6 +57,10 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
     assert card["onnx_vs_torch_max_diff_deg"] < 1e-3
     md = out_path.with_suffix(".md").read_text()
     assert md.startswith("# Model card: m.onnx") and "| network |" in md
+    # The class sharpness chosen on validation is the one the exported graph runs.
+    chosen = card["training"]["class_sharpness"]["chosen"]
+    assert model.spec.class_sharpness == chosen
+    assert f"Class sharpness {chosen:.2f}, chosen on the validation rep" in md
     json.dumps(card)  # JSON-clean
     assert out_path.stat().st_mode & 0o777 == 0o644
 

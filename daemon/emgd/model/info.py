@@ -8,7 +8,7 @@ computes; it must not compute figures itself, read model files or import torch.
 
 from __future__ import annotations
 
-from emgd.model.spec import BranchPlan, ModelSpec
+from emgd.model.spec import HEAD_POSE_MIXTURE, BranchPlan, ModelSpec
 
 LABEL_WIDTH = 22
 
@@ -57,6 +57,21 @@ def _branch_table(spec: ModelSpec) -> list[str]:
 
 def _stage2_stride(plan: BranchPlan) -> int:
     return next(layer.stride for layer in plan.layers if layer.stage == 2)
+
+
+def _output_text(spec: ModelSpec) -> str:
+    if spec.head != HEAD_POSE_MIXTURE:
+        lo_deg, hi_deg = spec.angle_range_deg
+        return f"{spec.n_outputs} angles, {lo_deg:g} + {hi_deg - lo_deg:g}*sigmoid deg"
+    classes = ", ".join(
+        label if label == pose else f"{label}={pose}"
+        for label, pose in zip(spec.class_labels, spec.class_poses, strict=True)
+    )
+    return (
+        f"{spec.n_outputs} angles, rest + effort * sum_k p_k * (pose_k - rest), "
+        f"p = softmax({spec.class_sharpness:g} * logits) over {len(spec.class_poses)} "
+        f"classes: {classes}"
+    )
 
 
 def model_info_text(spec: ModelSpec, title: str | None = None) -> str:
@@ -110,7 +125,7 @@ def model_info_text(spec: ModelSpec, title: str | None = None) -> str:
             " -> ".join(str(n) for n in spec.mlp_sizes)
             + (f" (dropout {spec.dropout:g})" if spec.dropout > 0 else ""),
         ),
-        _row("output", f"{spec.n_outputs} angles, {lo_deg:g} + {hi_deg - lo_deg:g}*sigmoid deg"),
+        _row("output", _output_text(spec)),
         _row(
             "parameters",
             f"{spec.parameter_count():,} (stage 1 {params['stage1']:,}, stage 2 "

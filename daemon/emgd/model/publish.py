@@ -106,6 +106,22 @@ def _fmt(value: object) -> str:
     return "—" if value is None else str(value)
 
 
+def _sharpness_lines(report: object) -> list[str]:
+    """The validation scores behind the chosen class sharpness (pose-mixture head)."""
+    if not isinstance(report, dict) or not report.get("candidates"):
+        return []
+    tried = ", ".join(
+        f"{_fmt(row.get('sharpness'))}: {_fmt(row.get('val_mae_deg'))}°"
+        + (f" (ramp r {_fmt(row['val_ramp_r'])})" if row.get("val_ramp_r") is not None else "")
+        for row in report["candidates"]
+    )
+    return [
+        "",
+        f"Class sharpness {_fmt(report.get('chosen'))}, chosen on the validation rep "
+        f"(closed-loop MAE per candidate: {tried}).",
+    ]
+
+
 def _markdown(card: dict[str, Any], info: str, path: Path) -> str:
     lines = [
         f"# Model card: {path.name}",
@@ -139,6 +155,7 @@ def _markdown(card: dict[str, Any], info: str, path: Path) -> str:
         f"({training.get('torch_threads', '?')} torch threads), best epoch "
         f"{training.get('best_epoch', '—')} of {training.get('epochs_run', '—')}. "
         f"ONNX vs PyTorch max difference: {card['onnx_vs_torch_max_diff_deg']:.1e}°.",
+        *_sharpness_lines(training.get("class_sharpness")),
         "",
         "## Network",
         "",
