@@ -105,6 +105,12 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   (argmax 4.35), P4 11.9 / 8.2 / 7.4 / (argmax 7.3); S1 7.4 / 7.2 / 7.2 / (argmax 8.1)
   but validation ramp r 0.79 / 0.74 / 0.72 / (0.71), so a candidate may not lose more
   than 0.02 of ramp r.
+* budget: 12 minutes instead of 6 (CLI, seed 0, test): P1 stops early at the same epoch
+  either way (7.8), P4 runs its 60 epochs, 10.4 -> 10.2. Not the lever.
+* 20 ms average pooling into each of the T steps (pool_s 0.02, a 200 ms span like the
+  baselines' windows), validation after sharpness / test: P3 12.9 / 17.4 (recipe 14.3 /
+  14.8), P4 8.5 / 10.5 (recipe 7.8 / 10.4); the first 0.5 s after a change got worse
+  (longer window). Not adopted.
 * history inputs (closed loop, validation): own outputs versus fixed rest history,
   P1 8.1 vs 12.7, S1 8.9 vs 10.4: the history acts as a useful smoothing prior.
 """
