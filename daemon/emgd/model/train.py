@@ -109,7 +109,7 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   either way (7.8), P4 runs its 60 epochs, 10.4 -> 10.2. Not the lever.
 * 20 ms average pooling into each of the T steps (pool_s 0.02, a 200 ms span like the
   baselines' windows), validation after sharpness / test: P3 12.9 / 17.4 (recipe 14.3 /
-  14.8), P4 8.5 / 10.5 (recipe 7.8 / 10.4); the first 0.5 s after a change got worse
+  14.8), P4 8.5 / 10.5 (recipe 8.1 / 10.4); the first 0.5 s after a change got worse
   (longer window). Not adopted.
 * history inputs (closed loop, validation): own outputs versus fixed rest history,
   P1 8.1 vs 12.7, S1 8.9 vs 10.4: the history acts as a useful smoothing prior.
