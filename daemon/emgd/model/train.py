@@ -4,18 +4,18 @@ This module owns the training recipe (``emgd train``): it turns one participant'
 recordings into a filtered, calibrated stream (:mod:`emgd.model.stream`), holds out the last
 rep for validation, rebuilds the training stream every epoch from the recordings cut into
 pieces and joined in a random order (many more gesture transitions, in every pairing), and
-trains :class:`~emgd.model.network.EmgNet` on rolled-out sequences
-of consecutive hops in which the model is fed its own previous outputs (the history inputs
-are what the daemon will feed it), with back-propagation through the rollout, L1 + MSE on
-the angles, an auxiliary gesture-class loss for the pose-mixture head (one class per
-gesture of the data, each mapped to its pose), per-channel gain augmentation, weight decay,
-early stopping on the closed-loop validation MAE and a wall-time budget; then it picks the
-head's class sharpness on validation (:func:`choose_sharpness`). The convolutions run once over each sequence's EMG segment and the features of
-every hop are gathered from it (identical to running each window, far cheaper). The recipe's
-choices and the validation numbers behind them are in :data:`RECIPE_NOTES`. It also
-owns a closed-loop replay in torch (:func:`closed_loop_predict`, :func:`evaluate_closed_loop`)
-and checkpoints. It imports torch and is imported only by the training CLI; the daemon must
-never import it.
+trains :class:`~emgd.model.network.EmgNet` on rolled-out sequences of consecutive hops in
+which the model is fed its own previous outputs (the history inputs are what the daemon will
+feed it), with back-propagation through the rollout, L1 + MSE on the angles, an auxiliary
+gesture-class loss for the pose-mixture head (one class per gesture of the data, each mapped
+to its pose), per-channel gain augmentation, weight decay, early stopping on the closed-loop
+validation MAE and a wall-time budget; then it picks the head's class sharpness on
+validation (:func:`choose_sharpness`). The convolutions run once over each sequence's EMG
+segment and the features of every hop are gathered from it (identical to running each
+window, far cheaper). The recipe's choices and the validation numbers behind them are in
+:data:`RECIPE_NOTES`. It also owns a closed-loop replay in torch
+(:func:`closed_loop_predict`, :func:`evaluate_closed_loop`) and checkpoints. It imports
+torch and is imported only by the training CLI; the daemon must never import it.
 """
 
 from __future__ import annotations
