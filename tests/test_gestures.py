@@ -236,3 +236,19 @@ def test_pick_sharpness_never_trades_proportional_control_for_mae() -> None:
     assert pick_sharpness([_row(1, 8.0, 0.80), _row(2, 7.0, 0.785)]) == 2
     # A candidate whose ramp could not be scored does not count when sharpness 1's could.
     assert pick_sharpness([_row(1, 8.0, 0.80), _row(2, 1.0, None)]) == 1
+
+
+def test_stop_on_sharpest_stops_on_the_better_of_both_validation_scores() -> None:
+    recs = [
+        _recording(label, pose, n=2500, rep=rep) for rep in range(3) for label, pose in GESTURES
+    ]
+    config = TrainConfig(max_epochs=3, patience_epochs=3, stop_on_sharpest=True)
+    result = train_model(recs, max_minutes=0.5, config=config)
+    rows = result.history
+    assert rows and all("val_mae_sharpest_deg" in row for row in rows)
+    scores = [min(row["val_mae_deg"], row["val_mae_sharpest_deg"]) for row in rows]
+    assert result.report["best_val_mae_deg"] == min(scores)
+    assert result.report["best_epoch"] == rows[int(np.argmin(scores))]["epoch"]
+    # Off by default: one validation replay per epoch.
+    plain = train_model(recs, max_minutes=0.5, config=TrainConfig(max_epochs=1))
+    assert "val_mae_sharpest_deg" not in plain.history[0]

@@ -171,6 +171,10 @@ class TrainConfig:
     electrode_shift:
         Largest simulated shift of the electrode ring, as a fraction of the electrode
         spacing (augmentation; 0 = off; see :func:`shift_electrodes`).
+    stop_on_sharpest:
+        Pose-mixture head: early stopping on the better of the validation MAE at class
+        sharpness 1 and at the largest candidate (one more validation replay per epoch),
+        since the sharpness is picked after training.
     """
 
     sequence_hops: int = 50
@@ -188,6 +192,7 @@ class TrainConfig:
     pieces_per_recording: int = 4
     min_piece_s: float = 1.0
     electrode_shift: float = 0.0
+    stop_on_sharpest: bool = False
     lr_drop_factor: float = 1.0
     lr_drop_after_epochs: int = 3
 
@@ -693,6 +698,12 @@ def _fit(
             ends, pred = closed_loop_predict(net, val.emg_norm)
             mae = float(np.abs(pred - val.stream.targets_deg[ends]).mean())
             row["val_mae_deg"] = mae
+            if config.stop_on_sharpest and net.spec.head == HEAD_POSE_MIXTURE:
+                sharpest = with_sharpness(net, max(SHARPNESS_CANDIDATES))
+                ends, pred = closed_loop_predict(sharpest, val.emg_norm)
+                sharp_mae = float(np.abs(pred - val.stream.targets_deg[ends]).mean())
+                row["val_mae_sharpest_deg"] = sharp_mae
+                mae = min(mae, sharp_mae)
             if mae < best_mae:
                 best_epoch, best_mae, stale = epoch, mae, 0
                 best_state = copy.deepcopy(net.state_dict())
