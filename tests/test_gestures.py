@@ -24,6 +24,7 @@ from emgd.model.train import (
     pick_sharpness,
     recipe_gestures,
     train_model,
+    with_sharpness,
 )
 from emgd.poses import POSE_NAMES, pose_angles_deg
 
@@ -252,3 +253,12 @@ def test_stop_on_sharpest_stops_on_the_better_of_both_validation_scores() -> Non
     # Off by default: one validation replay per epoch.
     plain = train_model(recs, max_minutes=0.5, config=TrainConfig(max_epochs=1))
     assert "val_mae_sharpest_deg" not in plain.history[0]
+
+
+def test_scoring_a_sharpness_leaves_the_global_torch_generator_alone() -> None:
+    net = EmgNet(SPEC, seed=0)
+    torch.manual_seed(123)
+    want = torch.rand(3)
+    torch.manual_seed(123)
+    with_sharpness(net, 8.0)
+    assert torch.equal(torch.rand(3), want)

@@ -111,6 +111,9 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   baselines' windows), validation after sharpness / test: P3 12.9 / 17.4 (recipe 14.3 /
   14.8), P4 8.5 / 10.5 (recipe 8.1 / 10.4); the first 0.5 s after a change got worse
   (longer window). Not adopted.
+* early stopping on the better of the validation MAE at sharpness 1 and 8
+  (stop_on_sharpest), validation after sharpness / test: P1 5.4 / 9.2 (recipe 4.3 / 7.8,
+  stopped at epoch 24 instead of 35), P3 14.6 / 16.2 (recipe 14.3 / 14.8). Not adopted.
 * history inputs (closed loop, validation): own outputs versus fixed rest history,
   P1 8.1 vs 12.7, S1 8.9 vs 10.4: the history acts as a useful smoothing prior.
 """
@@ -871,7 +874,10 @@ def train_model(
 def with_sharpness(net: EmgNet, sharpness: float) -> EmgNet:
     """A copy of a pose-mixture network whose head uses ``class_sharpness = sharpness``."""
     spec = replace(net.spec, class_sharpness=float(sharpness))
-    copy_net = EmgNet(spec)
+    # Building a module draws its default init from torch's global generator; restore it,
+    # so scoring a sharpness mid-training does not change the dropout masks that follow.
+    with torch.random.fork_rng():
+        copy_net = EmgNet(spec)
     copy_net.load_state_dict(net.state_dict())
     return copy_net.eval()
 
