@@ -113,7 +113,9 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   (longer window). Not adopted.
 * early stopping on the better of the validation MAE at sharpness 1 and 8
   (stop_on_sharpest), validation after sharpness / test: P1 5.4 / 9.2 (recipe 4.3 / 7.8,
-  stopped at epoch 24 instead of 35), P3 14.6 / 16.2 (recipe 14.3 / 14.8). Not adopted.
+  stopped at epoch 24 instead of 35), P3 14.6 / 16.2 (recipe 14.3 / 14.8). Not adopted;
+  these two runs also drew other dropout masks (a global-generator side effect, since
+  fixed), so they are one more sample of the seed spread, not a clean comparison.
 * history inputs (closed loop, validation): own outputs versus fixed rest history,
   P1 8.1 vs 12.7, S1 8.9 vs 10.4: the history acts as a useful smoothing prior.
 """
@@ -669,6 +671,12 @@ def _split_validation(
 EpochStream = Callable[[np.random.Generator], _Prepared]
 
 
+def _closed_loop_mae(net: EmgNet, data: _Prepared) -> float:
+    """Mean absolute angle error (deg) of a closed-loop replay of ``data``."""
+    ends, pred = closed_loop_predict(net, data.emg_norm)
+    return float(np.abs(pred - data.stream.targets_deg[ends]).mean())
+
+
 def _fit(
     net: EmgNet,
     train: EpochStream,
@@ -698,15 +706,11 @@ def _fit(
         )
         row: dict[str, float] = {"epoch": epoch, "train_loss": loss}
         if val is not None:
-            ends, pred = closed_loop_predict(net, val.emg_norm)
-            mae = float(np.abs(pred - val.stream.targets_deg[ends]).mean())
-            row["val_mae_deg"] = mae
+            mae = row["val_mae_deg"] = _closed_loop_mae(net, val)
             if config.stop_on_sharpest and net.spec.head == HEAD_POSE_MIXTURE:
                 sharpest = with_sharpness(net, max(SHARPNESS_CANDIDATES))
-                ends, pred = closed_loop_predict(sharpest, val.emg_norm)
-                sharp_mae = float(np.abs(pred - val.stream.targets_deg[ends]).mean())
-                row["val_mae_sharpest_deg"] = sharp_mae
-                mae = min(mae, sharp_mae)
+                row["val_mae_sharpest_deg"] = _closed_loop_mae(sharpest, val)
+                mae = min(mae, row["val_mae_sharpest_deg"])
             if mae < best_mae:
                 best_epoch, best_mae, stale = epoch, mae, 0
                 best_state = copy.deepcopy(net.state_dict())
