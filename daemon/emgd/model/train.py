@@ -819,10 +819,11 @@ def train_model(
     history_effect: dict[str, float] | None = None
     sharpness_report: dict[str, Any] | None = None
     if val_data is not None:
-        net, sharpness_report = choose_sharpness(net, val_data)
-        ends, pred = closed_loop_predict(net, val_data.emg_norm)
-        val_report = score_predictions(val_data.stream, ends, pred)
-        _, pred_rest = closed_loop_predict(net, val_data.emg_norm, history_mode="rest")
+        net, sharpness_report, val_report = choose_sharpness(net, val_data)
+        if val_report is None:
+            ends, pred = closed_loop_predict(net, val_data.emg_norm)
+            val_report = score_predictions(val_data.stream, ends, pred)
+        ends, pred_rest = closed_loop_predict(net, val_data.emg_norm, history_mode="rest")
         rest_report = score_predictions(val_data.stream, ends, pred_rest)
         history_effect = {
             "val_mae_own_history_deg": val_report["mae_mean_deg"],
@@ -906,7 +907,9 @@ def pick_sharpness(rows: Sequence[Mapping[str, Any]]) -> float:
     return float(min(eligible, key=lambda row: float(row["val_mae_deg"]))["sharpness"])
 
 
-def choose_sharpness(net: EmgNet, val: _Prepared) -> tuple[EmgNet, dict[str, Any] | None]:
+def choose_sharpness(
+    net: EmgNet, val: _Prepared
+) -> tuple[EmgNet, dict[str, Any] | None, dict[str, Any] | None]:
     """The network with the class sharpness of lowest closed-loop validation MAE.
 
     Candidates are :data:`SHARPNESS_CANDIDATES`. Where the validation data has effort
@@ -917,16 +920,20 @@ def choose_sharpness(net: EmgNet, val: _Prepared) -> tuple[EmgNet, dict[str, Any
 
     Returns
     -------
-    (net, report):
-        The chosen network (eval mode) and ``{"chosen", "candidates": [{"sharpness",
-        "val_mae_deg", "val_ramp_r"}, …]}``.
+    (net, report, scores):
+        The chosen network (eval mode), ``{"chosen", "candidates": [{"sharpness",
+        "val_mae_deg", "val_ramp_r"}, …]}`` and its full validation scores
+        (:func:`score_predictions`); ``(net, None, None)`` for other heads.
     """
     if net.spec.head != HEAD_POSE_MIXTURE:
-        return net, None
+        return net, None, None
     rows: list[dict[str, Any]] = []
+    scored: dict[float, tuple[EmgNet, dict[str, Any]]] = {}
     for sharpness in SHARPNESS_CANDIDATES:
-        ends, pred = closed_loop_predict(with_sharpness(net, sharpness), val.emg_norm)
+        candidate = with_sharpness(net, sharpness)
+        ends, pred = closed_loop_predict(candidate, val.emg_norm)
         scores = score_predictions(val.stream, ends, pred)
+        scored[sharpness] = (candidate, scores)
         rows.append(
             {
                 "sharpness": sharpness,
@@ -935,7 +942,8 @@ def choose_sharpness(net: EmgNet, val: _Prepared) -> tuple[EmgNet, dict[str, Any
             }
         )
     chosen = pick_sharpness(rows)
-    return with_sharpness(net, chosen), {"chosen": chosen, "candidates": rows}
+    chosen_net, chosen_scores = scored[chosen]
+    return chosen_net, {"chosen": chosen, "candidates": rows}, chosen_scores
 
 
 # ----------------------------------------------------------------------------- checkpoints
