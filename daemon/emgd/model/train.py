@@ -137,6 +137,10 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   fit given its share), test only: P1 7.0, P2 11.3 instead of 7.9 (one P2 gesture wholly
   wrong: nothing validates the refit). LDA itself on 3 reps instead of 4: P1 4.5 -> 5.3,
   P2 9.4 -> 11.3, P3 10.1 -> 9.8, P4 3.7 -> 4.0.
+  On P4 every one of these runs, the recipe's included, still improved on validation in
+  its last epochs, and the log-feature runs learn slower (validation at sharpness 1 after
+  25 epochs 23.5-25.5 deg, the recipe's seeds 0 / 1 18.0 / 16.1): at a 6-minute budget
+  they were compared on convergence speed as much as on what they can reach.
 """
 
 MAX_TORCH_THREADS = 2
