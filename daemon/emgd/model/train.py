@@ -123,8 +123,8 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   rep / the test session at 0.86 / 0.80, on the TD features at 0.96 / 0.94. The features
   of an untrained network averaged over 200 ms and log-compressed reach 0.98 / 0.87-0.89
   (0.85 / 0.84 without the log; the trained ones 0.96 / 0.84); 85 % of the trained
-  features are exactly 0 (47 % at initialisation). So the gap is in what the MLP is
-  given (a 10-60 ms snapshot of ReLU maps), not in the head.
+  features are exactly 0 (47 % at initialisation). So what the MLP is given (a 10-60 ms
+  snapshot of ReLU maps) is weaker than the TD features.
 * tried after that diagnosis, none adopted (P1 / P4 seed 0, validation after sharpness /
   test; recipe 4.3 / 7.8 and 8.1 / 10.4):
   log(1 + f / 0.01) of each feature with 20 ms pooling 5.7 / 8.5 and 16.9 / 16.9, without
@@ -143,6 +143,12 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   they were compared on convergence speed as much as on what they can reach. Given all
   60 epochs (15-minute budget, P4 seed 0), log + 20 ms pooling still loses: 13.9 / 15.6
   against the recipe's 7.6 / 10.3.
+* the head's training is a limit too: branches frozen at initialisation, T = 1 bin of
+  200 ms, log(1 + f / 0.01) standardised per branch feature on the training stream (the
+  features an LDA classifies at 0.93 on P1's test session), MLP trained by the recipe:
+  validation after sharpness / test P1 10.3 / 15.4, P4 19.9 / 18.6 (unstandardised: P1
+  23.8 / 24.9, P4 a constant output). Here the LDA is far ahead of the MLP on the same
+  inputs.
 """
 
 MAX_TORCH_THREADS = 2
