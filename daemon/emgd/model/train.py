@@ -843,8 +843,7 @@ def train_model(
     if config.refit_all and val_data is not None:
         # The refit runs as many epochs over all the samples: give each fit its share.
         n_fit = sum(r.n_samples for r in fit_recs)
-        n_all = n_fit + sum(r.n_samples for r in val_recs)
-        fit_deadline_s = t_start + 60.0 * max_minutes * n_fit / (n_fit + n_all)
+        fit_deadline_s = t_start + 60.0 * max_minutes * n_fit / (n_fit + full_stream.n_samples)
     best_epoch, best_val = _fit(
         net,
         epoch_stream(fit_recs),
