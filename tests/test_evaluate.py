@@ -104,6 +104,13 @@ def test_always_rest_runner_scores_the_rest_error_at_every_hop() -> None:
     assert result["network"]["mae_mean_deg"] == pytest.approx(expected.mean())
     assert result["network"]["ramp_r"] is None
     assert "ridge" not in result
+    # by time since the hop's recording began (recordings start at samples 0, 299, 549)
+    since_s = (ends - np.array([0, 299, 549])[np.searchsorted([299, 549], ends, "right")]) / FS_HZ
+    error = np.abs(30.0 - targets[ends]).mean(axis=1)
+    by_time = result["network"]["mae_by_time_since_start_deg"]
+    assert by_time["0.25-0.5s"] == pytest.approx(error[(since_s >= 0.25) & (since_s < 0.5)].mean())
+    assert by_time["0-0.25s"] == pytest.approx(error[since_s < 0.25].mean())
+    assert by_time["2s+"] is None  # no recording here lasts 2 s
 
 
 def test_history_modes_feed_back_outputs_rest_or_targets() -> None:
@@ -229,6 +236,9 @@ def test_evaluate_an_onnx_model_beside_the_baselines(onnx_model: Path, seed_spli
     # the baselines again, run on the joined test stream and scored at the network's hops
     for name in ("ridge_same_hops", "lda_same_hops"):
         assert result[name]["n"] == result["network"]["n"]
+        assert list(result[name]["mae_by_time_since_start_deg"]) == list(
+            result["network"]["mae_by_time_since_start_deg"]
+        )
     best_same = min(result[n]["mae_mean_deg"] for n in ("ridge_same_hops", "lda_same_hops"))
     assert result["network_vs_best_same_hops_pct"] == pytest.approx(
         100.0 * (result["network"]["mae_mean_deg"] - best_same) / best_same
@@ -242,6 +252,8 @@ def test_evaluate_an_onnx_model_beside_the_baselines(onnx_model: Path, seed_spli
         "TD+LDA->pose, same hops",
         "always rest",
         "closed loop",
+        "since start",
+        "0.25-0.5s",
     ):
         assert label in report
     summary = format_summary([result, result])

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from emgd.errors import ConfigError
 from emgd.metrics import (
+    mae_by_time_since_start,
     mae_per_finger_deg,
     mean_ignoring_nan,
     pearson_r,
@@ -85,6 +86,21 @@ def test_summarise() -> None:
     assert report["r2"]["index"] is None
     assert report["r2_mean"] == pytest.approx(0.96)
     assert report["n"] == 2
+
+
+def test_mae_by_time_since_start_bins_by_hand() -> None:
+    target = np.zeros((5, 5))
+    pred = np.zeros((5, 5))
+    pred[:, 0] = [10, 20, 5, 50, 0]  # mean over fingers: 2, 4, 1, 10, 0
+    since_s = [0.0, 0.2, 0.3, 1.5, 7.0]
+    got = mae_by_time_since_start(pred, target, since_s)
+    # 0-0.25 s: (2 + 4) / 2; 0.25-0.5 s: 1; 0.5-1 s: nothing; 1-2 s: 10; 2 s on: 0
+    assert got == {"0-0.25s": 3.0, "0.25-0.5s": 1.0, "0.5-1s": None, "1-2s": 10.0, "2s+": 0.0}
+    assert list(mae_by_time_since_start(pred, target, since_s, (0.0, 1.0))) == ["0-1s"]
+    with pytest.raises(ConfigError, match="time since start"):
+        mae_by_time_since_start(pred, target, since_s[:4])
+    with pytest.raises(ConfigError, match="must increase"):
+        mae_by_time_since_start(pred, target, since_s, (0.0, 1.0, 1.0))
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ training side of a split (rest and effort samples of the filtered training strea
 :mod:`emgd.model.stream` defines them), a replay of the test side as one continuous stream
 through :class:`~emgd.pipeline.InferencePipeline` (the daemon's code path) with the model fed
 its own clamped outputs as history, scoring at every hop whose window is complete (MAE and
-R² per finger and mean, ramp correlation per ramp file), and the two baselines plus "always
-rest" from :func:`emgd.baselines.evaluate_baselines` on the same split. It also formats the
+R² per finger and mean, ramp correlation per ramp file, mean MAE by time since each recording
+began), and the two baselines plus "always rest" from
+:func:`emgd.baselines.evaluate_baselines` on the same split. It also formats the
 report tables. It must not train, import torch or change what it scores (no smoothing, no
 post-hoc clipping beyond the contract's angle range).
 """
@@ -28,7 +29,7 @@ from emgd.data.splits import Split
 from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Calibration, compute_calibration
 from emgd.errors import CalibrationError, ConfigError, ModelError
-from emgd.metrics import summarise
+from emgd.metrics import mae_by_time_since_start, summarise
 from emgd.model.contract import PreprocessContract
 from emgd.model.stream import build_stream, ramp_scores
 from emgd.pipeline import (
@@ -177,10 +178,12 @@ def evaluate_model(
     dict
         JSON-ready: ``dataset``, ``participant``, ``model``, ``history_mode``, ``network``
         (``mae_deg`` per finger, ``mae_mean_deg``, ``r2``, ``r2_mean``, ``ramp_r``,
-        ``ramp_r_per_file``, ``n`` hops, ``ms_per_hop``), and with ``baselines``:
+        ``ramp_r_per_file``, ``n`` hops, ``ms_per_hop``, ``mae_by_time_since_start_deg``),
+        and with ``baselines``:
         ``ridge``, ``lda``, ``rest`` (same keys, from
         :func:`emgd.baselines.evaluate_baselines`), ``baseline_windows``, ``best_baseline``
-        and ``network_vs_best_pct`` (negative = the network's mean MAE is lower), plus
+        and ``network_vs_best_pct`` (negative = the network's mean MAE is lower), the
+        same-hops baselines (also with ``mae_by_time_since_start_deg``), plus
         ``calibration`` and ``seconds``.
 
     Raises
@@ -220,6 +223,10 @@ def evaluate_model(
         test, file_of_hop, predicted, target
     )
     network["ms_per_hop"] = MS_PER_S * (replayed - calibrated) / replay.newest_index.size
+    since_start_s = (replay.newest_index - test.file_starts[file_of_hop]) / fs_hz
+    network["mae_by_time_since_start_deg"] = mae_by_time_since_start(
+        predicted, target, since_start_s
+    )
 
     result: dict[str, Any] = {
         "dataset": split.dataset,
@@ -246,6 +253,9 @@ def evaluate_model(
             same = summarise(held[name], target)
             same["ramp_r"], same["ramp_r_per_file"] = ramp_scores(
                 test, file_of_hop, held[name], target
+            )
+            same["mae_by_time_since_start_deg"] = mae_by_time_since_start(
+                held[name], target, since_start_s
             )
             result[f"{name}{SAME_HOPS}"] = same
         result["baseline_windows"] = {
@@ -310,6 +320,7 @@ def format_report(result: dict[str, Any]) -> str:
         "  50 ms window inside each recording; 'same hops': run on the joined stream, output",
         "  held between windows, scored at the network's hops)",
     ]
+    lines += _since_start_rows(result)
     if result.get("network_vs_best_pct") is not None:
         best = result["best_baseline"]
         lines.append(
@@ -323,6 +334,25 @@ def format_report(result: dict[str, Any]) -> str:
             f"{result['network_vs_best_same_hops_pct']:+.1f} % mean MAE"
         )
     return "\n".join(lines) + "\n"
+
+
+def _since_start_rows(result: dict[str, Any]) -> list[str]:
+    """Mean MAE by time since each recording began, for the systems scored at the hops."""
+    key = "mae_by_time_since_start_deg"
+    systems = [name for name in SYSTEMS if key in result.get(name, {})]
+    if not systems:
+        return []
+    bins = list(result[systems[0]][key])
+    rows = [["since start", *bins]]
+    rows += [[SYSTEM_LABELS[n], *(_cell(result[n][key][b], ".1f") for b in bins)] for n in systems]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  mean MAE by time since the recording began (onset, then the steady hold):"]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("    " + "  ".join(cells))
+    return lines
 
 
 def format_summary(results: Sequence[dict[str, Any]]) -> str:

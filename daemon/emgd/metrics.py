@@ -11,6 +11,7 @@ files: predictions and targets come in as arrays.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -24,6 +25,9 @@ FloatArray = npt.NDArray[np.float64]
 
 # A series whose spread is below this (degrees) counts as constant.
 CONSTANT_SPREAD_DEG = 1e-9
+# Bin edges (seconds since a recording began) of :func:`mae_by_time_since_start`: the
+# reaction and onset (first second) apart from the steady hold that follows.
+SINCE_START_EDGES_S: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, math.inf)
 
 
 def _pair(predicted_deg: npt.ArrayLike, target_deg: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -160,3 +164,45 @@ def summarise(predicted_deg: npt.ArrayLike, target_deg: npt.ArrayLike) -> dict[s
         "r2_mean": _finite_or_none(mean_ignoring_nan(r2)),
         "n": int(np.asarray(predicted_deg).shape[0]),
     }
+
+
+def since_start_label(lo_s: float, hi_s: float) -> str:
+    """The key of one bin of :func:`mae_by_time_since_start`: ``"0.5-1s"``, ``"2s+"``."""
+    return f"{lo_s:g}s+" if math.isinf(hi_s) else f"{lo_s:g}-{hi_s:g}s"
+
+
+def mae_by_time_since_start(
+    predicted_deg: npt.ArrayLike,
+    target_deg: npt.ArrayLike,
+    since_start_s: npt.ArrayLike,
+    edges_s: tuple[float, ...] = SINCE_START_EDGES_S,
+) -> dict[str, float | None]:
+    """Mean MAE (over fingers and predictions) in each bin of time since the recording began.
+
+    Parameters
+    ----------
+    since_start_s:
+        Shape ``(n,)``: seconds from the start of each prediction's recording to it.
+    edges_s:
+        Increasing bin edges; bin ``i`` holds ``edges[i] <= t < edges[i + 1]``.
+
+    Returns
+    -------
+    dict
+        ``{since_start_label(lo, hi): MAE or None}`` in bin order; ``None`` for an empty bin.
+    """
+    pred, target = _pair(predicted_deg, target_deg)
+    since = np.asarray(since_start_s, dtype=np.float64)
+    if since.shape != (pred.shape[0],) or not np.isfinite(since).all():
+        raise ConfigError(
+            f"metrics: need one finite time since start per prediction ({pred.shape[0]}), "
+            f"got shape {since.shape}"
+        )
+    if len(edges_s) < 2 or any(b <= a for a, b in itertools.pairwise(edges_s)):
+        raise ConfigError(f"metrics: time bin edges {edges_s} must increase")
+    error = np.abs(pred - target).mean(axis=1)
+    out: dict[str, float | None] = {}
+    for lo, hi in itertools.pairwise(edges_s):
+        inside = (since >= lo) & (since < hi)
+        out[since_start_label(lo, hi)] = float(error[inside].mean()) if inside.any() else None
+    return out
