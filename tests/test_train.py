@@ -409,7 +409,7 @@ def _notes_text() -> str:
         "seed spec with T = 10, dropout 0.3 and the pose-mixture head over the data's gestures",
         "AdamW lr 1e-3, weight decay 0.05",
         "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 4 per step",
-        "every epoch the whole recordings joined in a random order (pieces_per_recording 1;",
+        "every epoch each recording cut into 4 pieces (at least 1 s) joined in a random order",
         "L1 + MSE on angles / 30 deg plus 0.3 x gesture cross-entropy",
         "per-channel gain jitter (log-sd 0.15)",
         "noisy true history (sd 10 deg) before each sequence",
@@ -452,7 +452,7 @@ def test_train_config_defaults_are_the_recipe_in_the_notes() -> None:
     assert config.sequence_hops == 50
     assert config.sequence_hops * recipe_spec(1000.0, 8).hop_s == pytest.approx(1.0)
     assert config.batch_sequences == 4
-    assert (config.pieces_per_recording, config.min_piece_s) == (1, 1.0)
+    assert (config.pieces_per_recording, config.min_piece_s) == (4, 1.0)
     assert config.detach_history is False  # back-propagation through the rollout
     assert LOSS_SCALE_DEG == 30.0
     assert config.pose_loss_weight == 0.3
