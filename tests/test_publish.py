@@ -33,6 +33,10 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
             "0.05",
             "--threads",
             "1",
+            "--set",
+            "pieces_per_recording=0",
+            "--set",
+            "gain_jitter=0.2",
             "--out",
             str(out_path),
         ],
@@ -51,6 +55,10 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
     # The training calibration travels with the model, for the daemon's first start.
     assert len(card["calibration"]["scale"]) == 8
     assert card["training"]["torch_threads"] == 1
+    # --set changes the recipe for this run, and the card says so.
+    assert card["training"]["config"]["pieces_per_recording"] == 0
+    assert card["training"]["config"]["gain_jitter"] == 0.2
+    assert card["training"]["config"]["learning_rate"] == 1e-3  # the rest is the recipe
     scores = card["test_closed_loop"]
     assert {"network", "ridge", "lda", "rest", "lda_same_hops", "ridge_same_hops"} <= set(scores)
     assert card["best_baseline_same_hops"] in ("lda_same_hops", "ridge_same_hops")
@@ -77,3 +85,11 @@ def test_train_threads_must_be_positive(capsys: pytest.CaptureFixture[str]) -> N
     assert code == exit_code_for(ConfigError("x"))
     err = capsys.readouterr().err.strip()
     assert "--threads 0: must be at least 1" in err and "\n" not in err
+
+
+def test_train_set_names_the_bad_setting_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--dataset", "synthetic", "--participant", "seed1", "--out", "x.onnx"]
+    assert main([*args, "--set", "pieces=1"]) == exit_code_for(ConfigError("x"))
+    err = capsys.readouterr().err.strip()
+    assert "--set pieces=1: no recipe setting 'pieces'" in err and "pieces_per_recording" in err
+    assert "\n" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from emgd.model.train import (
     TrainConfig,
     TrainResult,
     closed_loop_predict,
+    config_with_settings,
     evaluate_closed_loop,
     features_at,
     load_checkpoint,
@@ -472,3 +474,32 @@ def test_train_model_defaults_to_the_recipe_spec(split: Split) -> None:
     )
     assert result.report["spec"]["common_length"] == 10
     assert result.report["spec"]["dropout"] == 0.3
+
+
+def test_settings_change_the_recipe_by_field_type() -> None:
+    config = config_with_settings(
+        ["pieces_per_recording=1", "learning_rate=3e-3", "refit_all=true", "refit_all=no"]
+    )
+    assert config.pieces_per_recording == 1 and isinstance(config.pieces_per_recording, int)
+    assert config.learning_rate == 3e-3
+    assert config.refit_all is False  # the later setting wins
+    assert dataclasses.replace(config, pieces_per_recording=4, learning_rate=1e-3) == TrainConfig()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("pieces_per_recording", "expected KEY=VALUE"),
+        ("pieces=1", "no recipe setting 'pieces' (one of: sequence_hops, "),
+        ("sequence_hops=2.5", "expected a whole number"),
+        ("learning_rate=fast", "expected a number"),
+        ("refit_all=maybe", "expected true or false"),
+        ("gain_jitter=-0.1", "must be finite and at least 0"),
+        ("weight_decay=inf", "must be finite and at least 0"),
+        ("batch_sequences=0", "must be at least 1"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_it(setting: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"--set {setting}")) as info:
+        config_with_settings([setting])
+    assert message in str(info.value)

@@ -120,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--no-eval", action="store_true", help="skip the test-split scoring")
     tr.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="change one recipe setting (a TrainConfig field, e.g. pieces_per_recording=1) "
+        "for an experiment; repeatable; recorded in the model card",
+    )
+    tr.add_argument(
         "--recordings",
         type=int,
         default=12,
@@ -389,8 +398,9 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
             "emgd train needs the train extra: pip install 'emgd[train]' (torch==2.13.0, onnx)"
         ) from None
     from emgd.model.publish import publish
-    from emgd.model.train import train_model
+    from emgd.model.train import config_with_settings, train_model
 
+    config = config_with_settings(args.settings)
     threads = min(2, os.cpu_count() or 1) if args.threads is None else args.threads
     if threads < 1:
         raise ConfigError(f"emgd train --threads {threads}: must be at least 1")
@@ -417,7 +427,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         len(split.train),
         args.minutes,
     )
-    result = train_model(split, seed=args.seed, max_minutes=args.minutes)
+    result = train_model(split, seed=args.seed, max_minutes=args.minutes, config=config)
     command = " ".join(["emgd", *sys.argv[1:]]) if sys.argv else "emgd train"
     card = publish(
         result, split, args.out, seed=args.seed, command=command, evaluate=not args.no_eval

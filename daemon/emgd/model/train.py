@@ -25,7 +25,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -1073,4 +1073,60 @@ def load_checkpoint(path: Path) -> TrainResult:
 
 def with_config(config: TrainConfig, **changes: Any) -> TrainConfig:
     """A copy of ``config`` with some fields changed (for sweeps)."""
+    return replace(config, **changes)
+
+
+# TrainConfig fields that count things a run needs at least one of.
+_AT_LEAST_ONE = frozenset({"sequence_hops", "batch_sequences", "max_epochs", "patience_epochs"})
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _setting_value(key: str, kind: str, text: str) -> bool | int | float:
+    """``text`` as the type ``kind`` of TrainConfig field ``key``, range-checked."""
+    where = f"--set {key}={text}"
+    word = text.strip().lower()
+    if kind not in ("bool", "int", "float"):
+        raise ConfigError(f"{where}: a {kind} setting cannot be set from the command line")
+    if kind == "bool":
+        if word in _TRUE_WORDS | _FALSE_WORDS:
+            return word in _TRUE_WORDS
+        raise ConfigError(f"{where}: expected true or false")
+    try:
+        value: int | float = int(word) if kind == "int" else float(word)
+    except ValueError:
+        expected = "a whole number" if kind == "int" else "a number"
+        raise ConfigError(f"{where}: expected {expected}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{where}: must be finite and at least 0")
+    if key in _AT_LEAST_ONE and value < 1:
+        raise ConfigError(f"{where}: must be at least 1")
+    return value
+
+
+def config_with_settings(settings: Sequence[str], base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (the recipe) with ``KEY=VALUE`` settings applied (``emgd train --set``).
+
+    Each key is a :class:`TrainConfig` field; the value is parsed as that field's type
+    (``true``/``false`` for flags). A later setting of the same key wins.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the setting: no ``=``, an unknown key (listing the known ones),
+        or a value of the wrong type or out of range.
+    """
+    config = TrainConfig() if base is None else base
+    kinds = {f.name: str(f.type) for f in fields(TrainConfig)}
+    changes: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(f"--set {setting}: expected KEY=VALUE")
+        if key not in kinds:
+            raise ConfigError(
+                f"--set {setting}: no recipe setting {key!r} (one of: {', '.join(kinds)})"
+            )
+        changes[key] = _setting_value(key, kinds[key], text)
     return replace(config, **changes)
