@@ -287,6 +287,21 @@ def _cell(value: object, fmt: str) -> str:
     return format(value, fmt)
 
 
+def _aligned(rows: Sequence[Sequence[str]], indent: str) -> list[str]:
+    """Rows as text columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent
+        + "  ".join(
+            [
+                row[0].ljust(widths[0]),
+                *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
+            ]
+        )
+        for row in rows
+    ]
+
+
 def format_report(result: dict[str, Any]) -> str:
     """One participant's table: per-finger MAE, mean MAE, mean R² and ramp r per system."""
     lines = [
@@ -309,12 +324,7 @@ def format_report(result: dict[str, Any]) -> str:
                 _cell(report.get("ramp_r"), ".2f"),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  " + "  ".join(cells))
+    lines += _aligned(rows, "  ")
     lines += [
         "  (MAE in degrees. network: every hop of the joined test stream; baselines: every",
         "  50 ms window inside each recording; 'same hops': run on the joined stream, output",
@@ -345,14 +355,8 @@ def _since_start_rows(result: dict[str, Any]) -> list[str]:
     bins = list(result[systems[0]][key])
     rows = [["since start", *bins]]
     rows += [[SYSTEM_LABELS[n], *(_cell(result[n][key][b], ".1f") for b in bins)] for n in systems]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  mean MAE by time since the recording began (onset, then the steady hold):"]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("    " + "  ".join(cells))
-    return lines
+    return lines + _aligned(rows, "    ")
 
 
 def format_summary(results: Sequence[dict[str, Any]]) -> str:
@@ -372,11 +376,4 @@ def format_summary(results: Sequence[dict[str, Any]]) -> str:
                 ),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["mean MAE (deg)"]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  " + "  ".join(cells))
-    return "\n".join(lines) + "\n"
+    return "\n".join(["mean MAE (deg)", *_aligned(rows, "  ")]) + "\n"

@@ -189,6 +189,9 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   (its own rest and effort samples) instead of the training one moves the test MAE
   8.1 -> 7.6 on P1 and 11.5 -> 13.0 on P4 (recipe, seed 1); the channel scales of the two
   sessions differ by at most 21 %.
+* two trained models as one (the mean of their angles commanded and fed back to both)
+  score between the two, not below: P1 9.0 and 8.1 -> 8.5, P2 8.5 and 7.6 -> 7.8 (test).
+  Their errors fall on the same gestures, so averaging seeds is no lever.
 """
 
 MAX_TORCH_THREADS = 2
