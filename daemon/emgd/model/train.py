@@ -192,6 +192,9 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
 * two trained models as one (the mean of their angles commanded and fed back to both)
   score between the two, not below: P1 9.0 and 8.1 -> 8.5, P2 8.5 and 7.6 -> 7.8 (test).
   Their errors fall on the same gestures, so averaging seeds is no lever.
+* dropout 0.5 instead of 0.3 (more regularisation against the session break),
+  validation after sharpness / test: P1 5.1 / 8.0, P4 10.6 / 13.0 (recipe 4.3 / 7.8,
+  8.1 / 10.4); both still improving at the budget's end. Not adopted.
 """
 
 MAX_TORCH_THREADS = 2
