@@ -497,6 +497,7 @@ def test_settings_change_the_recipe_by_field_type() -> None:
         ("gain_jitter=-0.1", "must be finite and at least 0"),
         ("weight_decay=inf", "must be finite and at least 0"),
         ("batch_sequences=0", "must be at least 1"),
+        ("lr_drop_factor=2", "must be at most 1"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it(setting: str, message: str) -> None:

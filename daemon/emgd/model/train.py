@@ -14,7 +14,8 @@ validation (:func:`choose_sharpness`). The convolutions run once over each seque
 segment and the features of every hop are gathered from it (identical to running each
 window, far cheaper). The recipe's choices and the validation numbers behind them are in
 :data:`RECIPE_NOTES`. It also owns a closed-loop replay in torch
-(:func:`closed_loop_predict`, :func:`evaluate_closed_loop`) and checkpoints. It imports
+(:func:`closed_loop_predict`, :func:`evaluate_closed_loop`), checkpoints, and the parsing
+of ``emgd train --set KEY=VALUE`` recipe changes (:func:`config_with_settings`). It imports
 torch and is imported only by the training CLI; the daemon must never import it.
 """
 
@@ -1084,6 +1085,8 @@ def with_config(config: TrainConfig, **changes: Any) -> TrainConfig:
 
 # TrainConfig fields that count things a run needs at least one of.
 _AT_LEAST_ONE = frozenset({"sequence_hops", "batch_sequences", "max_epochs", "patience_epochs"})
+# ... and fields that are factors of at most 1.
+_AT_MOST_ONE = frozenset({"lr_drop_factor"})
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -1107,6 +1110,8 @@ def _setting_value(key: str, kind: str, text: str) -> bool | int | float:
         raise ConfigError(f"{where}: must be finite and at least 0")
     if key in _AT_LEAST_ONE and value < 1:
         raise ConfigError(f"{where}: must be at least 1")
+    if key in _AT_MOST_ONE and value > 1:
+        raise ConfigError(f"{where}: must be at most 1")
     return value
 
 
