@@ -891,7 +891,7 @@ def train_model(
     if config.refit_all and val_data is not None:
         # The refit runs as many epochs over all the samples: give each fit its share.
         n_fit = sum(r.n_samples for r in fit_recs)
-        fit_deadline_s = t_start + 60.0 * max_minutes * n_fit / (n_fit + full_stream.n_samples)
+        fit_deadline_s = t_start + (deadline_s - t_start) * n_fit / (n_fit + full_stream.n_samples)
     best_epoch, best_val = _fit(
         net,
         epoch_stream(fit_recs),
@@ -1140,4 +1140,4 @@ def config_with_settings(settings: Sequence[str], base: TrainConfig | None = Non
                 f"--set {setting}: no recipe setting {key!r} (one of: {', '.join(kinds)})"
             )
         changes[key] = _setting_value(key, kinds[key], text)
-    return replace(config, **changes)
+    return with_config(config, **changes)
