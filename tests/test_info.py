@@ -73,3 +73,18 @@ def test_info_names_the_gesture_classes_and_sharpness_of_a_pose_mixture() -> Non
     )
     default = model_info_text(ModelSpec(head="pose_mixture"))
     assert "over 5 classes: rest, open, power, chuck, pinch" in default
+
+
+def test_info_shows_pooling_and_band_amplitudes() -> None:
+    plain = model_info_text(ModelSpec(common_length=10))
+    assert re.search(r"common length T\s+10 steps \(most recent kept\)", plain)
+    assert re.search(r"band amplitudes\s+none\n", plain)
+    banded = model_info_text(ModelSpec(common_length=10, pool_s=0.02, band_amplitude_s=0.2))
+    assert re.search(r"common length T\s+10 steps \(each the mean over 20 ms\)", banded)
+    assert re.search(
+        r"band amplitudes\s+log mean \|first layer\| over 200 ms per channel and branch "
+        r"\(32 inputs, standardised\)",
+        banded,
+    )
+    # 8·4·4·10 maps, 8·4 band amplitudes, 10 history inputs.
+    assert re.search(r"MLP\s+1322 -> 128 -> 64 -> 5\n", banded)

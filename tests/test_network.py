@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch import Tensor, nn  # noqa: E402
+from torch import Generator, Tensor, nn  # noqa: E402
 
 from emgd.errors import ModelError  # noqa: E402
 from emgd.model.network import (  # noqa: E402
@@ -24,6 +24,12 @@ from emgd.model.spec import DEFAULT_BRANCHES, ModelSpec, Stage2Spec  # noqa: E40
 
 # A small spec keeps the tests fast: 3 channels, T = 6, a narrow MLP.
 SMALL = ModelSpec(n_channels=3, common_length=6, mlp=(16, 8))
+BANDED = ModelSpec(n_channels=3, common_length=6, mlp=(16, 8), band_amplitude_s=0.05)
+
+
+def _generator(seed: int) -> Generator:
+    generator: Generator = torch.Generator().manual_seed(seed)
+    return generator
 
 
 def _inputs(
@@ -152,8 +158,12 @@ def test_parameter_count_equals_the_spec(spec: ModelSpec) -> None:
     assert sum(b.numel() for b in net.buffers()) == spec.fixed_weight_count()
 
 
-def test_macs_measured_on_the_module_equal_the_spec() -> None:
-    spec = ModelSpec()
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [(ModelSpec(), 2_106_784), (ModelSpec(band_amplitude_s=0.5), None)],
+    ids=["seed", "band-longer-than-the-branches"],
+)
+def test_macs_measured_on_the_module_equal_the_spec(spec: ModelSpec, expected: int | None) -> None:
     net = EmgNet(spec).eval()
     macs: list[int] = []
 
@@ -169,7 +179,11 @@ def test_macs_measured_on_the_module_equal_the_spec() -> None:
     emg, history = _inputs(spec, batch=1)
     with torch.no_grad():
         net(emg, history)
-    assert sum(macs) == spec.macs_per_inference() == 2_106_784
+    assert sum(macs) == spec.macs_per_inference()
+    if expected is not None:
+        assert sum(macs) == expected
+    else:  # the band window outgrows the branches': only the first layers run longer
+        assert spec.macs_per_inference() > ModelSpec().macs_per_inference()
 
 
 @pytest.mark.parametrize("fs_hz", [500.0, 1000.0, 2000.0])
@@ -285,11 +299,15 @@ def test_bad_inputs_are_named(
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
-def test_onnx_export_matches_pytorch() -> None:
+@pytest.mark.parametrize("banded", [False, True], ids=["seed", "band-amplitudes"])
+def test_onnx_export_matches_pytorch(banded: bool) -> None:
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    spec = ModelSpec()
+    spec = ModelSpec(band_amplitude_s=0.2) if banded else ModelSpec()
     net = EmgNet(spec, seed=13).eval()
+    if banded:  # a standardisation that is not the identity, as after training
+        raw = torch.randn(50, spec.n_channels, len(spec.plans), generator=_generator(15))
+        net.set_band_standardisation(raw * 0.3 - 2.0)
     emg, history = _inputs(spec, batch=3, seed=14)
     buffer = io.BytesIO()
     torch.onnx.export(
@@ -347,3 +365,59 @@ def test_branches_by_taps_give_conv_outputs_and_gradients() -> None:
             assert torch.allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max())), (
                 branch.name
             )
+
+
+def test_band_amplitude_is_the_log_mean_rectified_first_layer_by_hand() -> None:
+    spec = BANDED
+    net = EmgNet(spec, seed=5).eval()
+    raw = torch.randn(40, spec.n_channels, len(spec.plans), generator=_generator(6))
+    net.set_band_standardisation(raw)
+    torch.testing.assert_close(net.band_mean, raw.mean(0))
+    torch.testing.assert_close(net.band_scale, raw.std(0))
+    emg, _ = _inputs(spec, batch=2, seed=7, window=spec.window_samples + 11)
+    with torch.no_grad():
+        flat = net.flat_features(emg)
+    n_maps = spec.feature_count - spec.band_feature_count
+    torch.testing.assert_close(flat[:, :n_maps], net.features(emg).flatten(1))
+    got = flat[:, n_maps:].reshape(2, spec.n_channels, len(spec.plans))
+    for b, (branch, plan) in enumerate(zip(net.branch_modules, spec.plans, strict=True)):
+        first = plan.layers[0]
+        layer = branch.layers[0]
+        # 50 ms at 1 kHz: 50 first-layer steps at stride 1, 25 at stride 2.
+        steps = 50 // first.stride
+        assert spec.band_steps(plan) == steps
+        bias = layer.bias if isinstance(layer, nn.Conv1d) else None
+        for c in range(spec.n_channels):
+            # The last output step must end at the newest sample (crop to a stride multiple).
+            offset = (emg.shape[-1] - 1 - first.span_samples) % first.stride
+            y = torch.nn.functional.conv1d(
+                emg[:, c : c + 1, offset:],
+                layer.weight,
+                bias,
+                stride=first.stride,
+                dilation=first.dilation,
+            )
+            mean_abs = y[:, 0, -steps:].abs().mean(dim=-1)
+            want = (torch.log(mean_abs + 1e-3) - raw[:, c, b].mean()) / raw[:, c, b].std()
+            torch.testing.assert_close(got[:, c, b], want.detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_band_amplitudes_see_the_amplitude_of_the_newest_samples_only() -> None:
+    spec = BANDED
+    net = EmgNet(spec, seed=8).eval()
+    emg, _ = _inputs(spec, batch=1, seed=9)
+    louder = emg.clone()
+    louder[..., -10:] *= 4.0  # inside every branch's 50 ms band window
+    older = emg.clone()
+    older[..., :-200] *= 4.0  # before every band window (at most 50 ms plus the first span)
+    n_maps = spec.feature_count - spec.band_feature_count
+    with torch.no_grad():
+        base = net.flat_features(emg)[0, n_maps:]
+        assert (net.flat_features(louder)[0, n_maps:] > base).all()
+        torch.testing.assert_close(net.flat_features(older)[0, n_maps:], base)
+
+
+def test_band_standardisation_of_the_wrong_shape_is_refused() -> None:
+    net = EmgNet(BANDED, seed=0)
+    with pytest.raises(ModelError, match=r"do not fit the standardisation of shape \(3, 4\)"):
+        net.set_band_standardisation(torch.zeros(10, 4, 4))

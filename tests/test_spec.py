@@ -254,6 +254,8 @@ def test_macs_do_not_depend_on_a_longer_window() -> None:
         ({"hop_s": 0.0004}, "less than one sample"),
         ({"hop_s": 3.0}, "longer than the window"),
         ({"dropout": 1.0}, "dropout = 1.0 is out of range"),
+        ({"band_amplitude_s": 0.0}, "band_amplitude_s = 0.0 is out of range"),
+        ({"band_amplitude_s": "0.2"}, "band_amplitude_s = '0.2' must be a number"),
         ({"stage2": Stage2Spec(strides=(1, 2))}, "stage2.strides has 2 entries for 4 branches"),
         ({"branches": (DEFAULT_BRANCHES[0], DEFAULT_BRANCHES[0])}, "branch names repeat: type_I"),
         ({"branches": ()}, "0 branches"),
@@ -381,6 +383,7 @@ def specs(draw: st.DrawFn) -> ModelSpec:
         angle_range_deg=(lo_deg, lo_deg + draw(st.floats(min_value=1.0, max_value=180.0))),
         hop_s=1.0 / fs_hz,
         dropout=draw(st.sampled_from([0.0, 0.1, 0.5])),
+        band_amplitude_s=draw(st.none() | st.sampled_from([0.05, 0.2, 2.5])),
     )
     extra_samples = draw(st.none() | st.integers(0, 500))
     window_s = (
@@ -409,3 +412,20 @@ def test_json_round_trip(spec: ModelSpec) -> None:
     assert back == spec
     assert back.plans == spec.plans
     assert back.window_samples >= back.min_window_samples
+
+
+def test_band_amplitudes_add_one_input_per_channel_and_branch() -> None:
+    plain = ModelSpec(common_length=10)
+    banded = ModelSpec(common_length=10, band_amplitude_s=0.2)
+    assert banded.band_feature_count == 8 * 4
+    assert banded.feature_count == plain.feature_count + 32
+    assert banded.mlp_sizes[0] == plain.mlp_sizes[0] + 32
+    # 200 ms is 200 first-layer steps at stride 1 and 100 at stride 2 (type IIb, silence).
+    assert [banded.band_steps(p) for p in banded.plans] == [200, 200, 100, 100]
+    assert [plain.band_steps(p) for p in plain.plans] == [0, 0, 0, 0]
+    type_i = banded.plans[0]
+    assert banded.band_input_samples(type_i) == type_i.layers[0].span_samples + 200
+    # A band window longer than the branches' own makes the minimum window.
+    long = ModelSpec(common_length=10, band_amplitude_s=2.5)
+    assert long.min_window_samples == long.plans[0].layers[0].span_samples + 1 + 2499
+    assert banded.min_window_samples == plain.min_window_samples

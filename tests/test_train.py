@@ -31,6 +31,7 @@ from emgd.model.train import (
     save_checkpoint,
     shift_electrodes,
     shuffled_pieces,
+    standardise_bands,
     train_model,
 )
 from emgd.poses import pose_angles_deg
@@ -54,6 +55,7 @@ POOLED = ModelSpec(
     head="pose_mixture",
     pool_s=0.05,
 )
+BANDED = dataclasses.replace(SMALL, band_amplitude_s=0.03)
 # The recipe's pieces and steps (4 per step) on a small, quick problem.
 FAST = TrainConfig(
     sequence_hops=20, batch_sequences=4, max_epochs=12, patience_epochs=12, learning_rate=3e-3
@@ -244,7 +246,8 @@ def test_learning_rate_drops_after_epochs_without_a_better_validation(
         lr_drop_factor=0.5,
         lr_drop_after_epochs=2,
     )
-    result = train_model(split, spec=SMALL, seed=1, max_minutes=1.0, config=config)
+    # A budget no machine reaches: the 7 epochs end the fit, not the clock.
+    result = train_model(split, spec=SMALL, seed=1, max_minutes=10.0, config=config)
     # stale runs: epochs 2-4 (cut after the 2nd stale epoch, epoch 3) and 6-7 (cut at 7);
     # each row holds the rate the next epoch uses.
     lr = 2e-2
@@ -256,9 +259,14 @@ def test_learning_rate_drops_after_epochs_without_a_better_validation(
 # ----------------------------------------------------------------------------- features
 
 
-@pytest.mark.parametrize("spec", [SMALL, POOLED], ids=["recent-steps", "pooled"])
+@pytest.mark.parametrize(
+    "spec", [SMALL, POOLED, BANDED], ids=["recent-steps", "pooled", "band-amplitudes"]
+)
 def test_stream_features_equal_windowed_features(spec: ModelSpec) -> None:
     net = EmgNet(spec, seed=3)
+    if spec.band_amplitude_s is not None:
+        raw = torch.randn(30, N_CHANNELS, len(spec.plans), generator=torch.Generator())
+        net.set_band_standardisation(raw)
     generator = torch.Generator().manual_seed(0)
     window, hop = spec.window_samples, spec.hop_samples
     emg = torch.randn(2, N_CHANNELS, window + 9 * hop + 5, generator=generator)
@@ -266,7 +274,7 @@ def test_stream_features_equal_windowed_features(spec: ModelSpec) -> None:
     with torch.no_grad():
         got = features_at(net, emg, ends)
         want = torch.stack(
-            [net.features(emg[..., e - window + 1 : e + 1]).flatten(1) for e in ends], dim=1
+            [net.flat_features(emg[..., e - window + 1 : e + 1]) for e in ends], dim=1
         )
     assert got.shape == (2, 10, spec.feature_count)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
@@ -288,7 +296,7 @@ def test_split_head_equals_the_forward_pass() -> None:
     history = torch.rand(3, SMALL.history_inputs, generator=generator) * 180.0
     with torch.no_grad():
         want = net(emg, history)
-        projection = net.project_features(net.features(emg).flatten(1))
+        projection = net.project_features(net.flat_features(emg))
         got = net.angles_from_logits(net.logits_from_projection(projection, history))
     assert torch.allclose(got, want, atol=1e-4)
 
@@ -504,3 +512,21 @@ def test_a_bad_setting_is_refused_naming_it(setting: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"--set {setting}")) as info:
         config_with_settings([setting])
     assert message in str(info.value)
+
+
+def test_band_standardisation_is_set_from_the_training_stream() -> None:
+    net = EmgNet(BANDED, seed=2)
+    generator = torch.Generator().manual_seed(3)
+    # Channels at different levels: the standardisation takes each one's own.
+    levels = torch.tensor([0.1, 1.0, 3.0, 10.0]).reshape(N_CHANNELS, 1)
+    emg = torch.randn(N_CHANNELS, 40 * BANDED.window_samples, generator=generator) * levels
+    standardise_bands(net, emg)
+    assert (net.band_mean[3] > net.band_mean[0] + 3.0).all()  # log(100) ≈ 4.6 apart
+    ends = list(range(BANDED.window_samples - 1, emg.shape[-1], 97))
+    with torch.no_grad():
+        bands = features_at(net, emg.unsqueeze(0), ends)[0, :, -BANDED.band_feature_count :]
+    torch.testing.assert_close(bands.mean(0), torch.zeros(bands.shape[1]), atol=0.1, rtol=0)
+    torch.testing.assert_close(bands.std(0), torch.ones(bands.shape[1]), atol=0.2, rtol=0)
+    plain = EmgNet(SMALL, seed=2)
+    standardise_bands(plain, emg)  # nothing to standardise: a no-op
+    assert plain.band_mean.numel() == 0

@@ -59,6 +59,15 @@ def _stage2_stride(plan: BranchPlan) -> int:
     return next(layer.stride for layer in plan.layers if layer.stage == 2)
 
 
+def _band_text(spec: ModelSpec) -> str:
+    if spec.band_amplitude_s is None:
+        return "none"
+    return (
+        f"log mean |first layer| over {1000.0 * spec.band_amplitude_s:g} ms per channel and "
+        f"branch ({spec.band_feature_count} inputs, standardised)"
+    )
+
+
 def _output_text(spec: ModelSpec) -> str:
     if spec.head != HEAD_POSE_MIXTURE:
         lo_deg, hi_deg = spec.angle_range_deg
@@ -114,7 +123,16 @@ def model_info_text(spec: ModelSpec, title: str | None = None) -> str:
             f"{spec.reference_rate_hz:g} Hz, strides {_ints(stage2.strides)}, "
             f"{stage2.features} features",
         ),
-        _row("common length T", f"{spec.common_length} steps (most recent kept)"),
+        _row(
+            "common length T",
+            f"{spec.common_length} steps "
+            + (
+                "(most recent kept)"
+                if spec.pool_s is None
+                else f"(each the mean over {1000.0 * spec.pool_s:g} ms)"
+            ),
+        ),
+        _row("band amplitudes", _band_text(spec)),
         _row(
             "history",
             f"{spec.history} angle vectors ({spec.history_inputs} inputs, "

@@ -14,8 +14,12 @@ at the newest sample. So the features of one window equal the features a long re
 would give at the same instant, the cut is a static slice (ONNX ``Slice``), and a window
 longer than the minimum costs nothing extra.
 
-Two spec options extend the seed (their defaults keep it exactly): ``pool_s`` averages
-consecutive output steps into each of the ``T`` features (``avg_pool1d`` after the cut), and
+Three spec options extend the seed (their defaults keep it exactly): ``pool_s`` averages
+consecutive output steps into each of the ``T`` features (``avg_pool1d`` after the cut);
+``band_amplitude_s`` adds, per channel and branch, the log of the mean ``|y|`` of the first
+layer's output ``y`` (a learned band filter, before any ReLU) over that many recent seconds,
+standardised by constants set from the training stream (:meth:`EmgNet.set_band_standardisation`),
+to the MLP's inputs (:meth:`EmgNet.flat_features`); and
 ``head = "pose_mixture"`` replaces the per-angle sigmoid with ``R + e·Σ_k p_k·(G_k − R)`` over
 classes ``k`` that are the poses of :mod:`emgd.poses` or, with ``spec.gestures``, the trained
 gestures each mapped to its pose (softmax class weights ``p``, sigmoid effort ``e``). The
@@ -32,7 +36,13 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from emgd.errors import ModelError
-from emgd.model.spec import HEAD_POSE_MIXTURE, BranchPlan, ConvLayer, ModelSpec
+from emgd.model.spec import (
+    BAND_AMPLITUDE_FLOOR,
+    HEAD_POSE_MIXTURE,
+    BranchPlan,
+    ConvLayer,
+    ModelSpec,
+)
 from emgd.poses import REST, pose_angles_deg
 
 INPUT_NAMES: tuple[str, str] = ("emg", "history_deg")
@@ -89,7 +99,7 @@ def conv1d_by_taps(
     return y if bias is None else y + bias.reshape(1, 1, 1)
 
 
-def _single_map_taps(layer: nn.Module) -> tuple[Tensor, Tensor | None, int, int] | None:
+def single_map_taps(layer: nn.Module) -> tuple[Tensor, Tensor | None, int, int] | None:
     """``(weight, bias, stride, dilation)`` of a one-map-in, one-map-out layer, else None."""
     if isinstance(layer, nn.Conv1d):
         bias, stride, dilation = layer.bias, layer.stride[0], layer.dilation[0]
@@ -116,12 +126,26 @@ class Branch(nn.Module):
         Consecutive output steps averaged into each of the ``T`` features (1: none).
     """
 
-    def __init__(self, plan: BranchPlan, common_length: int, pool_steps: int = 1) -> None:
+    def __init__(
+        self,
+        plan: BranchPlan,
+        common_length: int,
+        pool_steps: int = 1,
+        band_steps: int = 0,
+    ) -> None:
         super().__init__()
         self.name = plan.name
         self.common_length = common_length
         self.pool_steps = pool_steps
+        self.band_steps = band_steps
         self.input_samples = plan.input_samples(common_length * pool_steps)
+        first = plan.layers[0]
+        # Both crops end at the newest sample and differ by a multiple of the first
+        # layer's stride, so the first layer runs once over the longer one.
+        self.band_input_samples = (
+            first.span_samples + 1 + (band_steps - 1) * first.stride if band_steps else 0
+        )
+        self.first_steps = first.output_length(self.input_samples)
         self.relu_after: tuple[bool, ...] = tuple(layer.relu for layer in plan.layers)
         self.layers = nn.ModuleList(
             FixedConv1d(layer)
@@ -154,7 +178,7 @@ class Branch(nn.Module):
             ``R − 1 + j·S`` (receptive field ``R``, total stride ``S``).
         """
         for layer, relu in zip(self.layers, self.relu_after, strict=True):
-            taps = _single_map_taps(layer) if by_taps else None
+            taps = single_map_taps(layer) if by_taps else None
             if taps is not None:
                 weight, bias, stride, dilation = taps
                 x = conv1d_by_taps(x, weight, bias, stride=stride, dilation=dilation)
@@ -177,10 +201,38 @@ class Branch(nn.Module):
         torch.Tensor
             Shape ``(N, features, T)``, the last step ending at the newest sample.
         """
-        maps = self.run_layers(x[..., -self.input_samples :])
+        maps, _ = self.maps_and_band(x)
+        return maps
+
+    def maps_and_band(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """:meth:`forward`'s features and the band amplitude, the first layer run once.
+
+        Parameters
+        ----------
+        x:
+            Shape ``(N, 1, W)`` with ``W`` at least both crops.
+
+        Returns
+        -------
+        (maps, band):
+            ``maps`` of shape ``(N, features, T)`` as :meth:`forward`; ``band`` of shape
+            ``(N,)``, the mean ``|y|`` of the first layer's output ``y`` over its last
+            ``band_steps`` steps (``None`` without band amplitudes).
+        """
+        crop = max(self.input_samples, self.band_input_samples)
+        layers = list(self.layers)
+        first = layers[0](x[..., -crop:])
+        band = None
+        if self.band_steps:
+            band = first[..., -self.band_steps :].abs().mean(dim=-1).reshape(-1)
+        maps = first[..., -self.first_steps :]
+        for layer, relu in zip(layers[1:], self.relu_after[1:], strict=True):
+            maps = layer(maps)
+            if relu:
+                maps = functional.relu(maps)
         if self.pool_steps > 1:
             maps = functional.avg_pool1d(maps, self.pool_steps, self.pool_steps)
-        return maps
+        return maps, band
 
 
 class EmgNet(nn.Module):
@@ -203,12 +255,23 @@ class EmgNet(nn.Module):
     feature, step (channel-major), followed by the history.
     """
 
+    band_mean: Tensor
+    band_scale: Tensor
+
     def __init__(self, spec: ModelSpec, seed: int | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.branches = nn.ModuleList(
-            Branch(plan, spec.common_length, spec.pool_steps(plan)) for plan in spec.plans
+            Branch(plan, spec.common_length, spec.pool_steps(plan), spec.band_steps(plan))
+            for plan in spec.plans
         )
+        # Standardisation of the log band amplitudes, per channel and branch (identity until
+        # set_band_standardisation; saved with the weights and exported as constants). Not
+        # in the state dict of a network without band amplitudes, whose layout stays the seed's.
+        banded = spec.band_amplitude_s is not None
+        n_band = (spec.n_channels, len(spec.plans)) if banded else (0,)
+        self.register_buffer("band_mean", torch.zeros(n_band), persistent=banded)
+        self.register_buffer("band_scale", torch.ones(n_band), persistent=banded)
         head: list[nn.Module] = []
         sizes = spec.mlp_sizes
         for index, (n_in, n_out) in enumerate(pairwise(sizes)):
@@ -282,13 +345,72 @@ class EmgNet(nn.Module):
         maps = torch.stack([branch(per_channel) for branch in self.branches], dim=1)
         return maps.reshape(-1, n_channels, *maps.shape[1:])
 
+    def log_band_amplitudes(self, band: Tensor) -> Tensor:
+        """Standardised log band amplitudes from mean ``|y|`` values.
+
+        Parameters
+        ----------
+        band:
+            Shape ``(..., C, n_branches)``, mean absolute first-layer outputs.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape: ``(log(band + floor) − mean) / scale`` per channel and branch.
+        """
+        return (torch.log(band + BAND_AMPLITUDE_FLOOR) - self.band_mean) / self.band_scale
+
+    def set_band_standardisation(self, raw_log: Tensor) -> None:
+        """Set the band standardisation from unstandardised log amplitudes.
+
+        Parameters
+        ----------
+        raw_log:
+            Shape ``(N, C, n_branches)``: ``log(band + floor)`` over training windows
+            (:meth:`log_band_amplitudes` with the identity standardisation).
+        """
+        if raw_log.dim() != 3 or raw_log.shape[1:] != self.band_mean.shape:
+            raise ModelError(
+                f"band amplitudes of shape {tuple(raw_log.shape)} do not fit the "
+                f"standardisation of shape {tuple(self.band_mean.shape)}"
+            )
+        with torch.no_grad():
+            self.band_mean.copy_(raw_log.mean(dim=0))
+            self.band_scale.copy_(raw_log.std(dim=0).clamp_min(1e-3))
+
+    def flat_features(self, emg: Tensor) -> Tensor:
+        """Every MLP input but the history, flattened: the maps, then the band amplitudes.
+
+        Parameters
+        ----------
+        emg:
+            Shape ``(B, C, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, spec.feature_count)``: :meth:`features` flattened (channel, branch,
+            feature, step), then the standardised log band amplitudes (channel, branch).
+        """
+        self._check_emg(emg)
+        batch, n_channels = emg.shape[0], self.spec.n_channels
+        per_channel = emg.reshape(-1, 1, emg.shape[-1])
+        outputs = [branch.maps_and_band(per_channel) for branch in self.branch_modules]
+        maps = torch.stack([m for m, _ in outputs], dim=1)
+        flat = maps.reshape(batch, -1)
+        bands = [b for _, b in outputs if b is not None]
+        if not bands:
+            return flat
+        band = torch.stack(bands, dim=1).reshape(batch, n_channels, len(bands))
+        return torch.cat([flat, self.log_band_amplitudes(band).reshape(batch, -1)], dim=1)
+
     def decode(self, features: Tensor, history_deg: Tensor) -> Tensor:
         """The MLP on flattened features plus scaled history.
 
         Parameters
         ----------
         features:
-            Shape ``(B, C, n_branches, features, T)`` from :meth:`features`.
+            Shape ``(B, spec.feature_count)`` from :meth:`flat_features`.
         history_deg:
             Shape ``(B, history·n_outputs)``, degrees, newest vector first.
 
@@ -305,7 +427,7 @@ class EmgNet(nn.Module):
         Parameters
         ----------
         features:
-            Shape ``(B, C, n_branches, features, T)`` from :meth:`features`.
+            Shape ``(B, spec.feature_count)`` from :meth:`flat_features`.
         history_deg:
             Shape ``(B, history·n_outputs)``, degrees, newest vector first.
 
@@ -321,7 +443,7 @@ class EmgNet(nn.Module):
             )
         span_deg = self.angle_hi_deg - self.angle_lo_deg
         history = (history_deg - self.angle_lo_deg) / span_deg
-        flat = torch.cat([features.flatten(1), history.to(features.dtype)], dim=1)
+        flat = torch.cat([features, history.to(features.dtype)], dim=1)
         out: Tensor = self.head(flat)
         return out
 
@@ -335,7 +457,7 @@ class EmgNet(nn.Module):
         Parameters
         ----------
         flat_features:
-            Shape ``(N, spec.feature_count)``, :meth:`features` flattened.
+            Shape ``(N, spec.feature_count)`` from :meth:`flat_features`.
 
         Returns
         -------
@@ -425,4 +547,4 @@ class EmgNet(nn.Module):
         torch.Tensor
             Shape ``(B, n_outputs)``, degrees.
         """
-        return self.decode(self.features(emg), history_deg)
+        return self.decode(self.flat_features(emg), history_deg)

@@ -91,6 +91,10 @@ ANGLE_BOUNDS_DEG = (-360.0, 360.0)
 # open, power, chuck, pinch) with an effort ``e = sigmoid(·)``: the MLP then has one logit
 # per pose plus one effort logit, and the output stays five angles within the pose range.
 POOL_BOUNDS_S = (0.001, 10.0)
+BAND_AMPLITUDE_BOUNDS_S = (0.001, 10.0)
+# Added to a band amplitude before its log (normalised EMG units, where calibration puts a
+# channel's effort level near 1): keeps a silent band finite without flattening quiet ones.
+BAND_AMPLITUDE_FLOOR = 1e-3
 HEAD_DIRECT = "direct"
 HEAD_POSE_MIXTURE = "pose_mixture"
 HEADS: tuple[str, ...] = (HEAD_DIRECT, HEAD_POSE_MIXTURE)
@@ -515,6 +519,12 @@ class ModelSpec:
         Output head: ``"direct"`` (seed: ``lo + (hi − lo)·sigmoid`` per angle) or
         ``"pose_mixture"`` (``R + e·Σ_k p_k·(G_k − R)`` over the pose table, needs five
         outputs and a range covering the poses; see :data:`HEADS`).
+    band_amplitude_s:
+        ``None`` (seed): the MLP sees the branch features only. A duration: it also sees,
+        per channel and branch, ``log(mean |y| + BAND_AMPLITUDE_FLOOR)`` of the branch's first
+        layer output ``y`` (the linear band filter, before any ReLU) over the last
+        ``band_amplitude_s`` seconds, standardised by per-input constants set from the
+        training data: a learned log band amplitude, like the log MAV of the TD features.
     gestures:
         Pose-mixture head only: the classes its softmax runs over, as ``(label, pose)``
         pairs (e.g. the 11 3DC gestures, seven of which are the rest pose). Empty: one
@@ -541,6 +551,7 @@ class ModelSpec:
     dropout: float = 0.0
     head: str = HEAD_DIRECT
     pool_s: float | None = None
+    band_amplitude_s: float | None = None
     gestures: tuple[tuple[str, str], ...] = ()
     class_sharpness: float = 1.0
     _plans: tuple[BranchPlan, ...] = field(init=False, repr=False, compare=False)
@@ -577,6 +588,13 @@ class ModelSpec:
             )
         if self.pool_s is not None:
             self._set("pool_s", _check_float(where, "pool_s", self.pool_s, POOL_BOUNDS_S))
+        if self.band_amplitude_s is not None:
+            self._set(
+                "band_amplitude_s",
+                _check_float(
+                    where, "band_amplitude_s", self.band_amplitude_s, BAND_AMPLITUDE_BOUNDS_S
+                ),
+            )
         self._check_branches()
         plans = tuple(self._plan_branch(i) for i in range(len(self.branches)))
         object.__setattr__(self, "_plans", plans)
@@ -801,8 +819,26 @@ class ModelSpec:
 
     @property
     def min_window_samples(self) -> int:
-        """Shortest window giving every branch ``T`` steps: ``max_b (R_b + (T − 1)·S_b)``."""
-        return max(self.branch_input_samples(p) for p in self._plans)
+        """Shortest window giving every branch ``T`` steps (``max_b (R_b + (T − 1)·S_b)``)
+        and, with band amplitudes, every branch its amplitude window."""
+        return max(
+            max(self.branch_input_samples(p), self.band_input_samples(p)) for p in self._plans
+        )
+
+    def band_steps(self, plan: BranchPlan) -> int:
+        """First-layer output steps averaged into a band amplitude (0: no band amplitudes)."""
+        if self.band_amplitude_s is None:
+            return 0
+        stride = plan.layers[0].stride
+        return max(1, _round_half_up(self.band_amplitude_s * self.sample_rate_hz / stride))
+
+    def band_input_samples(self, plan: BranchPlan) -> int:
+        """Input samples a branch's band amplitude needs (0 without band amplitudes)."""
+        steps = self.band_steps(plan)
+        if steps == 0:
+            return 0
+        first = plan.layers[0]
+        return first.span_samples + 1 + (steps - 1) * first.stride
 
     def pool_steps(self, plan: BranchPlan) -> int:
         """Output steps averaged into one of the ``T`` features of a branch (1: no pooling)."""
@@ -832,9 +868,15 @@ class ModelSpec:
         return self.history * self.n_outputs
 
     @property
+    def band_feature_count(self) -> int:
+        """Band amplitudes given to the MLP: ``C × branches``, or 0 without them."""
+        return 0 if self.band_amplitude_s is None else self.n_channels * len(self.branches)
+
+    @property
     def feature_count(self) -> int:
-        """Flattened feature maps: ``C × branches × features × T``."""
-        return self.n_channels * len(self.branches) * self.stage2.features * self.common_length
+        """MLP inputs before the history: ``C × branches × features × T`` + band amplitudes."""
+        maps = self.n_channels * len(self.branches) * self.stage2.features * self.common_length
+        return maps + self.band_feature_count
 
     @property
     def head_inputs(self) -> int:
@@ -886,9 +928,13 @@ class ModelSpec:
         totals = {"stage1": 0, "stage2": 0, "mlp": 0}
         for plan in self._plans:
             length = self.branch_input_samples(plan)
-            for layer in plan.layers:
+            for depth, layer in enumerate(plan.layers):
                 length = layer.output_length(length)
-                macs = self.n_channels * length * layer.out_features * layer.in_features
+                # The first layer runs over the longer of the two crops (see EmgNet).
+                run = length
+                if depth == 0:
+                    run = max(length, layer.output_length(self.band_input_samples(plan)))
+                macs = self.n_channels * run * layer.out_features * layer.in_features
                 totals[f"stage{layer.stage}"] += macs * layer.kernel
         sizes = self.mlp_sizes
         totals["mlp"] = sum(n_in * n_out for n_in, n_out in pairwise(sizes))
@@ -922,6 +968,7 @@ class ModelSpec:
             "dropout": self.dropout,
             "head": self.head,
             "pool_s": self.pool_s,
+            "band_amplitude_s": self.band_amplitude_s,
             "gestures": [list(g) for g in self.gestures],
             "class_sharpness": self.class_sharpness,
         }

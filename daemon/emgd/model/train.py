@@ -42,8 +42,8 @@ from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Normaliser
 from emgd.errors import ConfigError, DatasetError, ModelError
 from emgd.metrics import summarise
-from emgd.model.network import Branch, EmgNet
-from emgd.model.spec import HEAD_POSE_MIXTURE, ModelSpec
+from emgd.model.network import Branch, EmgNet, conv1d_by_taps, single_map_taps
+from emgd.model.spec import BAND_AMPLITUDE_FLOOR, HEAD_POSE_MIXTURE, ModelSpec
 from emgd.model.stream import (
     SessionStream,
     build_stream,
@@ -205,6 +205,8 @@ SHARPNESS_CANDIDATES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 SHARPNESS_RAMP_TOLERANCE = 0.02
 # Hops whose features are computed together in replay (bounds memory: ~C·8000 floats each).
 REPLAY_CHUNK_HOPS = 256
+# Windows drawn from the training stream to standardise the log band amplitudes.
+BAND_STANDARDISE_WINDOWS = 4000
 # Loss: L1 + MSE on (prediction − target) / LOSS_SCALE_DEG (pure L1 stalls at "always rest").
 LOSS_SCALE_DEG = 30.0
 CHECKPOINT_FORMAT = 1
@@ -406,11 +408,96 @@ def _branch_steps_at(
     return out
 
 
+def _band_at(branch: Branch, x: Tensor, ends: Sequence[int]) -> Tensor:
+    """Mean ``|y|`` of a branch's first layer over its band window ending at each end.
+
+    Parameters
+    ----------
+    x:
+        Shape ``(N, 1, L)``, single-channel signals.
+    ends:
+        Newest-sample index of each window within ``x``.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(N, len(ends))``.
+    """
+    first = branch.layers[0]
+    taps = single_map_taps(first)
+    if taps is None:
+        raise ModelError(f"branch {branch.name!r}: the first layer is not single-map")
+    weight, bias, stride, dilation = taps
+    span = (weight.shape[-1] - 1) * dilation
+    steps = branch.band_steps
+    ends_arr = np.asarray(ends, dtype=np.int64)
+    residues = (ends_arr - span) % stride
+    out = x.new_zeros(x.shape[0], ends_arr.size)
+    for residue in np.unique(residues):
+        chosen = np.flatnonzero(residues == residue)
+        # Step j of the first layer ends at residue + span + j·stride.
+        y = conv1d_by_taps(x[..., int(residue) :], weight, bias, stride=stride, dilation=dilation)
+        # Running sums in float64: long streams would lose the window sums' last digits.
+        running = functional.pad(y.abs().double(), (1, 0)).cumsum(dim=-1)[:, 0]
+        last = (ends_arr[chosen] - int(residue) - span) // stride
+        index = torch.from_numpy(last + 1)
+        mean = (running[:, index] - running[:, index - steps]) / steps
+        out = out.index_copy(1, torch.from_numpy(chosen), mean.to(x.dtype))
+    return out
+
+
+def band_amplitudes_at(net: EmgNet, emg: Tensor, ends: Sequence[int]) -> Tensor:
+    """Band amplitudes (mean ``|y|``, before the log) of the windows ending at ``ends``.
+
+    Parameters
+    ----------
+    emg:
+        Shape ``(B, C, L)``, filtered and normalised.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(B, len(ends), C, n_branches)``.
+    """
+    batch, n_channels, length = emg.shape
+    per_channel = emg.reshape(batch * n_channels, 1, length)
+    bands = torch.stack([_band_at(b, per_channel, ends) for b in net.branch_modules], dim=-1)
+    return bands.reshape(batch, n_channels, len(ends), -1).permute(0, 2, 1, 3)
+
+
+def standardise_bands(net: EmgNet, emg: Tensor) -> None:
+    """Set the band standardisation from a training stream (no-op without band amplitudes).
+
+    The mean and standard deviation of each channel's and branch's ``log(band + floor)``
+    over up to :data:`BAND_STANDARDISE_WINDOWS` windows spread over the stream, with the
+    network's initial first layers (training then moves them; the MLP absorbs the drift).
+
+    Parameters
+    ----------
+    emg:
+        Shape ``(C, L)``, the filtered, normalised training stream.
+    """
+    spec = net.spec
+    if spec.band_amplitude_s is None:
+        return
+    first, last = spec.min_window_samples - 1, emg.shape[-1] - 1
+    if last < first:
+        raise DatasetError(
+            f"training stream of {emg.shape[-1]} samples is shorter than one window "
+            f"({spec.min_window_samples})"
+        )
+    step = max(spec.hop_samples, (last - first) // BAND_STANDARDISE_WINDOWS + 1)
+    ends = list(range(first, last + 1, step))
+    with torch.no_grad():
+        bands = band_amplitudes_at(net, emg.unsqueeze(0), ends)[0]
+    net.set_band_standardisation(torch.log(bands + BAND_AMPLITUDE_FLOOR))
+
+
 def features_at(net: EmgNet, emg: Tensor, ends: Sequence[int]) -> Tensor:
     """Flattened features of the windows ending at ``ends``, from one pass over ``emg``.
 
-    Equal to ``net.features(emg[..., e − W + 1 : e + 1]).flatten(1)`` for each end ``e``,
-    in :class:`EmgNet`'s order (channel, branch, feature, step).
+    Equal to ``net.flat_features(emg[..., e − W + 1 : e + 1])`` for each end ``e``, in
+    :class:`EmgNet`'s order (channel, branch, feature, step; then the band amplitudes).
 
     Parameters
     ----------
@@ -448,7 +535,11 @@ def features_at(net: EmgNet, emg: Tensor, ends: Sequence[int]) -> Tensor:
     ]
     stacked = torch.stack(maps, dim=1)  # (B·C, nb, F, n, T)
     stacked = stacked.reshape(batch, n_channels, *stacked.shape[1:])
-    return stacked.permute(0, 4, 1, 2, 3, 5).reshape(batch, len(ends), -1)
+    flat = stacked.permute(0, 4, 1, 2, 3, 5).reshape(batch, len(ends), -1)
+    if spec.band_amplitude_s is None:
+        return flat
+    bands = net.log_band_amplitudes(band_amplitudes_at(net, emg, ends))
+    return torch.cat([flat, bands.reshape(batch, len(ends), -1)], dim=-1)
 
 
 # ----------------------------------------------------------------------------- rollout
@@ -886,6 +977,7 @@ def train_model(
 
     val_data = _prepare(build_stream(val_recs, filter_spec), normaliser, spec) if val_recs else None
     net = EmgNet(spec, seed=seed)
+    standardise_bands(net, _prepare(build_stream(fit_recs, filter_spec), normaliser, spec).emg)
     history: list[dict[str, float]] = []
     fit_deadline_s = deadline_s
     if config.refit_all and val_data is not None:
@@ -919,6 +1011,7 @@ def train_model(
     refit_epochs = 0
     if config.refit_all and val_data is not None and time.monotonic() < deadline_s:
         net = EmgNet(net.spec, seed=seed)
+        standardise_bands(net, _prepare(full_stream, normaliser, spec).emg)
         refit_epochs = best_epoch
         _fit(
             net,
