@@ -416,7 +416,8 @@ def _notes_text() -> str:
 @pytest.mark.parametrize(
     "claim",
     [
-        "seed spec with T = 10, dropout 0.3 and the pose-mixture head over the data's gestures",
+        "seed spec with T = 10, dropout 0.3, log band amplitudes over 200 ms (band_amplitude_s "
+        "0.2) and the pose-mixture head over the data's gestures",
         "AdamW lr 1e-3, weight decay 0.05",
         "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 4 per step",
         "every epoch each recording cut into 4 pieces (at least 1 s) joined in a random order",
@@ -437,6 +438,7 @@ def test_recipe_spec_is_the_spec_the_notes_validated(fs_hz: float, n_channels: i
     assert spec.common_length == 10
     assert spec.dropout == 0.3
     assert spec.head == "pose_mixture"
+    assert spec.band_amplitude_s == 0.2
     # Every other field keeps its seed value.
     seed = ModelSpec(sample_rate_hz=fs_hz, n_channels=n_channels)
     assert spec == ModelSpec(
@@ -445,6 +447,7 @@ def test_recipe_spec_is_the_spec_the_notes_validated(fs_hz: float, n_channels: i
         common_length=10,
         dropout=0.3,
         head="pose_mixture",
+        band_amplitude_s=0.2,
     )
     assert (spec.branches, spec.stage2, spec.mlp, spec.history, spec.pool_s) == (
         seed.branches,
@@ -482,6 +485,9 @@ def test_train_model_defaults_to_the_recipe_spec(split: Split) -> None:
     )
     assert result.report["spec"]["common_length"] == 10
     assert result.report["spec"]["dropout"] == 0.3
+    assert result.report["spec"]["band_amplitude_s"] == 0.2
+    # The band standardisation was set from the training stream, not left at the identity.
+    assert not torch.equal(result.net.band_mean, torch.zeros_like(result.net.band_mean))
 
 
 def test_settings_change_the_recipe_by_field_type() -> None:
