@@ -46,6 +46,9 @@ from emgd.model.spec import (
 from emgd.poses import REST, pose_angles_deg
 
 INPUT_NAMES: tuple[str, str] = ("emg", "history_deg")
+# Smallest scale of a band standardisation: a band constant over the training windows
+# (a dead first layer) must not divide by zero.
+BAND_SCALE_MIN = 1e-3
 OUTPUT_NAMES: tuple[str] = ("angles_deg",)
 
 
@@ -142,9 +145,7 @@ class Branch(nn.Module):
         first = plan.layers[0]
         # Both crops end at the newest sample and differ by a multiple of the first
         # layer's stride, so the first layer runs once over the longer one.
-        self.band_input_samples = (
-            first.span_samples + 1 + (band_steps - 1) * first.stride if band_steps else 0
-        )
+        self.band_input_samples = first.input_length(band_steps) if band_steps else 0
         self.first_steps = first.output_length(self.input_samples)
         self.relu_after: tuple[bool, ...] = tuple(layer.relu for layer in plan.layers)
         self.layers = nn.ModuleList(
@@ -160,7 +161,7 @@ class Branch(nn.Module):
             for layer in plan.layers
         )
 
-    def run_layers(self, x: Tensor, *, by_taps: bool = False) -> Tensor:
+    def run_layers(self, x: Tensor, *, by_taps: bool = False, first: int = 0) -> Tensor:
         """Run every layer over a signal of any length (no cut): for streaming features.
 
         Parameters
@@ -170,6 +171,8 @@ class Branch(nn.Module):
         by_taps:
             Run the single-map layers with :func:`conv1d_by_taps` (faster to train; same
             numbers) instead of ``conv1d``.
+        first:
+            Index of the first layer to run (``x`` is then that layer's input).
 
         Returns
         -------
@@ -177,7 +180,8 @@ class Branch(nn.Module):
             Shape ``(N, features, L_out)``; step ``j`` ends at input sample
             ``R − 1 + j·S`` (receptive field ``R``, total stride ``S``).
         """
-        for layer, relu in zip(self.layers, self.relu_after, strict=True):
+        layers = list(self.layers)[first:]
+        for layer, relu in zip(layers, self.relu_after[first:], strict=True):
             taps = single_map_taps(layer) if by_taps else None
             if taps is not None:
                 weight, bias, stride, dilation = taps
@@ -220,16 +224,11 @@ class Branch(nn.Module):
             ``band_steps`` steps (``None`` without band amplitudes).
         """
         crop = max(self.input_samples, self.band_input_samples)
-        layers = list(self.layers)
-        first = layers[0](x[..., -crop:])
+        first = self.layers[0](x[..., -crop:])  # the band filter: no ReLU after it
         band = None
         if self.band_steps:
             band = first[..., -self.band_steps :].abs().mean(dim=-1).reshape(-1)
-        maps = first[..., -self.first_steps :]
-        for layer, relu in zip(layers[1:], self.relu_after[1:], strict=True):
-            maps = layer(maps)
-            if relu:
-                maps = functional.relu(maps)
+        maps = self.run_layers(first[..., -self.first_steps :], first=1)
         if self.pool_steps > 1:
             maps = functional.avg_pool1d(maps, self.pool_steps, self.pool_steps)
         return maps, band
@@ -376,7 +375,7 @@ class EmgNet(nn.Module):
             )
         with torch.no_grad():
             self.band_mean.copy_(raw_log.mean(dim=0))
-            self.band_scale.copy_(raw_log.std(dim=0).clamp_min(1e-3))
+            self.band_scale.copy_(raw_log.std(dim=0).clamp_min(BAND_SCALE_MIN))
 
     def flat_features(self, emg: Tensor) -> Tensor:
         """Every MLP input but the history, flattened: the maps, then the band amplitudes.

@@ -313,6 +313,10 @@ class ConvLayer:
         """Output steps for ``input_length`` input steps (no padding; ≤ 0 when too short)."""
         return (input_length - self.span_samples - 1) // self.stride + 1
 
+    def input_length(self, output_steps: int) -> int:
+        """Input steps that give exactly ``output_steps`` output steps (≥ 1)."""
+        return self.span_samples + 1 + (output_steps - 1) * self.stride
+
 
 def _coefficients(layers: Sequence[ConvLayer]) -> list[int]:
     """``(k_l − 1)·P_l`` per layer: how much one unit of dilation widens the field."""
@@ -835,10 +839,7 @@ class ModelSpec:
     def band_input_samples(self, plan: BranchPlan) -> int:
         """Input samples a branch's band amplitude needs (0 without band amplitudes)."""
         steps = self.band_steps(plan)
-        if steps == 0:
-            return 0
-        first = plan.layers[0]
-        return first.span_samples + 1 + (steps - 1) * first.stride
+        return plan.layers[0].input_length(steps) if steps else 0
 
     def pool_steps(self, plan: BranchPlan) -> int:
         """Output steps averaged into one of the ``T`` features of a branch (1: no pooling)."""
