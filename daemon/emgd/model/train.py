@@ -211,8 +211,12 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   10.4); test steady hold (1-2 s, 2+ s into a file) P1 2.8 / 3.0 (recipe 5.1 / 5.3, LDA
   at the same hops 1.7 / 3.1), P4 3.5 / 4.6 (LDA 1.6 / 3.1). On top of them, not adopted
   (one seed, validation decides): dropout 0.1 P1 3.8 / 6.4, P4 4.4 / 6.6; T = 3 P1
-  4.6 / 4.8, P4 5.8 / 6.3; both P1 4.0 / 6.0, P4 5.3 / 7.1. Dropout 0.1 has the best
-  validation on P4 and is the next candidate; it was not run on the other participants.
+  4.6 / 4.8, P4 5.8 / 6.3; both P1 4.0 / 6.0, P4 5.3 / 7.1. Dropout 0.1 on the other
+  four (torch replay, seed 0; band amplitudes with dropout 0.3 in brackets): P2 6.9 / 8.4
+  (5.7 / 9.1), P3 11.8 / 16.2 (12.3 / 16.7), S1 5.4 / 4.9, test ramp r 0.80 (5.8 / 5.2,
+  0.81), S2 11.9 / 10.8, ramp r 0.82 (12.0 / 11.5, 0.82). Validation better for four,
+  worse for P2 (by 1.2), equal for P1: the next candidate, not yet adopted (S1's
+  validation ramp r not measured, and one seed).
   The CLI runs (emgd train, seed 0, 6 minutes, two side by side; emgd eval), validation
   after sharpness / test, the recipe without them in brackets: P1 3.8 / 5.9 (4.3 / 7.8),
   P2 5.7 / 9.1 (7.0 / 7.9), P3 12.3 / 16.7 (14.3 / 14.8), P4 5.6 / 7.1 (8.1 / 10.4), S1
