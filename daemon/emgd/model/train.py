@@ -10,13 +10,15 @@ feed it), with back-propagation through the rollout, L1 + MSE on the angles, an 
 gesture-class loss for the pose-mixture head (one class per gesture of the data, each mapped
 to its pose), per-channel gain augmentation, weight decay, early stopping on the closed-loop
 validation MAE and a wall-time budget; then it picks the head's class sharpness on
-validation (:func:`choose_sharpness`). The convolutions run once over each sequence's EMG
-segment and the features of every hop are gathered from it (identical to running each
-window, far cheaper). The recipe's choices and the validation numbers behind them are in
-:data:`RECIPE_NOTES`. It also owns a closed-loop replay in torch
-(:func:`closed_loop_predict`, :func:`evaluate_closed_loop`), checkpoints, and the parsing
-of ``emgd train --set KEY=VALUE`` recipe changes (:func:`config_with_settings`). It imports
-torch and is imported only by the training CLI; the daemon must never import it.
+validation (:func:`choose_sharpness`). With band amplitudes in the spec it first sets
+their standardisation from the training stream (:func:`standardise_bands`). The
+convolutions run once over each sequence's EMG segment and the features of every hop are
+gathered from it (identical to running each window, far cheaper). The recipe's choices
+and the validation numbers behind them are in :data:`RECIPE_NOTES`. It also owns a
+closed-loop replay in torch (:func:`closed_loop_predict`, :func:`evaluate_closed_loop`),
+checkpoints, and the parsing of ``emgd train --set KEY=VALUE`` recipe changes
+(:func:`config_with_settings`). It imports torch and is imported only by the training CLI;
+the daemon must never import it.
 """
 
 from __future__ import annotations
