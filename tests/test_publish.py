@@ -37,6 +37,8 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
             "pieces_per_recording=0",
             "--set",
             "gain_jitter=0.2",
+            "--set",
+            "spec.dropout=0.1",
             "--out",
             str(out_path),
         ],
@@ -59,6 +61,9 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
     assert card["training"]["config"]["pieces_per_recording"] == 0
     assert card["training"]["config"]["gain_jitter"] == 0.2
     assert card["training"]["config"]["learning_rate"] == 1e-3  # the rest is the recipe
+    # --set spec.KEY changes the model spec, which the exported graph and card carry.
+    assert model.spec.dropout == 0.1
+    assert model.spec.band_amplitude_s == 0.2  # the rest is the recipe's spec
     scores = card["test_closed_loop"]
     assert {"network", "ridge", "lda", "rest", "lda_same_hops", "ridge_same_hops"} <= set(scores)
     assert card["best_baseline_same_hops"] in ("lda_same_hops", "ridge_same_hops")
@@ -85,6 +90,16 @@ def test_train_threads_must_be_positive(capsys: pytest.CaptureFixture[str]) -> N
     assert code == exit_code_for(ConfigError("x"))
     err = capsys.readouterr().err.strip()
     assert "--threads 0: must be at least 1" in err and "\n" not in err
+
+
+def test_train_set_names_a_bad_spec_setting_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["train", "--dataset", "synthetic", "--participant", "seed1", "--recordings", "2"]
+    code = main([*args, "--out", "x.onnx", "--set", "spec.dropout=1.5"])
+    assert code == exit_code_for(ConfigError("x"))
+    err = capsys.readouterr().err.strip()
+    assert "--set spec.: model spec: dropout = 1.5 is out of range" in err and "\n" not in err
 
 
 def test_train_set_names_the_bad_setting_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

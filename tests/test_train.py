@@ -31,6 +31,7 @@ from emgd.model.train import (
     save_checkpoint,
     shift_electrodes,
     shuffled_pieces,
+    spec_with_settings,
     standardise_bands,
     train_model,
 )
@@ -517,6 +518,36 @@ def test_settings_change_the_recipe_by_field_type() -> None:
 def test_a_bad_setting_is_refused_naming_it(setting: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"--set {setting}")) as info:
         config_with_settings([setting])
+    assert message in str(info.value)
+
+
+def test_spec_settings_change_the_spec_and_leave_the_recipe_alone() -> None:
+    base = recipe_spec(1000.0, 8)
+    settings = ["spec.dropout=0.1", "pieces_per_recording=1", "spec.common_length=3"]
+    spec = spec_with_settings([*settings, "spec.pool_s=0.02", "spec.pool_s=none"], base)
+    assert spec == dataclasses.replace(base, dropout=0.1, common_length=3)
+    assert isinstance(spec.common_length, int)
+    assert spec_with_settings(["spec.band_amplitude_s=none"], base).band_amplitude_s is None
+    assert spec_with_settings(["pieces_per_recording=1"], base) is base
+    # The recipe's own parser leaves the spec settings alone.
+    assert config_with_settings(settings) == TrainConfig(pieces_per_recording=1)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("spec.dropout", "expected spec.KEY=VALUE"),
+        ("spec.mlp=64", "no model-spec setting 'mlp' (one of: spec.common_length, "),
+        ("spec.common_length=2.5", "expected a whole number"),
+        ("spec.common_length=none", "expected a whole number"),
+        ("spec.pool_s=short", "expected a number or none"),
+        ("spec.dropout=1.5", "model spec: dropout = 1.5 is out of range"),
+        ("spec.band_amplitude_s=0", "model spec: band_amplitude_s = 0.0 is out of range"),
+    ],
+)
+def test_a_bad_spec_setting_is_refused_naming_it(setting: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape("--set spec.")) as info:
+        spec_with_settings([setting], recipe_spec(1000.0, 8))
     assert message in str(info.value)
 
 

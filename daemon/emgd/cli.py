@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         dest="settings",
-        help="change one recipe setting (a TrainConfig field, e.g. pieces_per_recording=1) "
-        "for an experiment; repeatable; recorded in the model card",
+        help="change one recipe setting (a TrainConfig field, e.g. pieces_per_recording=1, "
+        "or spec.KEY for a model-spec field, e.g. spec.dropout=0.1) for an experiment; "
+        "repeatable; recorded in the model card",
     )
     tr.add_argument(
         "--recordings",
@@ -398,7 +399,13 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
             "emgd train needs the train extra: pip install 'emgd[train]' (torch==2.13.0, onnx)"
         ) from None
     from emgd.model.publish import publish
-    from emgd.model.train import config_with_settings, train_model
+    from emgd.model.train import (
+        config_with_settings,
+        recipe_gestures,
+        recipe_spec,
+        spec_with_settings,
+        train_model,
+    )
 
     config = config_with_settings(args.settings)
     threads = min(2, os.cpu_count() or 1) if args.threads is None else args.threads
@@ -420,6 +427,13 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         )
     else:
         split = load_split(args.dataset, args.participant, args.datasets or find_datasets_root())
+    spec = None  # no training recordings: train_model says so in one line
+    if split.train:
+        first = split.train[0]
+        spec = spec_with_settings(
+            args.settings,
+            recipe_spec(first.sample_rate_hz, first.n_channels, recipe_gestures(split.train)),
+        )
     log.info(
         "training %s %s: %d recordings, budget %.1f min",
         args.dataset,
@@ -427,7 +441,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         len(split.train),
         args.minutes,
     )
-    result = train_model(split, seed=args.seed, max_minutes=args.minutes, config=config)
+    result = train_model(split, spec=spec, seed=args.seed, max_minutes=args.minutes, config=config)
     command = " ".join(["emgd", *sys.argv[1:]]) if sys.argv else "emgd train"
     card = publish(
         result, split, args.out, seed=args.seed, command=command, evaluate=not args.no_eval

@@ -17,8 +17,8 @@ gathered from it (identical to running each window, far cheaper). The recipe's c
 and the validation numbers behind them are in :data:`RECIPE_NOTES`. It also owns a
 closed-loop replay in torch (:func:`closed_loop_predict`, :func:`evaluate_closed_loop`),
 checkpoints, and the parsing of ``emgd train --set KEY=VALUE`` recipe changes
-(:func:`config_with_settings`). It imports torch and is imported only by the training CLI;
-the daemon must never import it.
+(:func:`config_with_settings`, :func:`spec_with_settings`). It imports torch and is
+imported only by the training CLI; the daemon must never import it.
 """
 
 from __future__ import annotations
@@ -1209,6 +1209,15 @@ def with_config(config: TrainConfig, **changes: Any) -> TrainConfig:
 
 
 # TrainConfig fields that count things a run needs at least one of.
+SPEC_SETTING_PREFIX = "spec."
+# Model-spec fields `emgd train --set spec.KEY=VALUE` may change, with their kind ("?": the
+# value may also be none). The spec validates the result.
+SPEC_SETTINGS: dict[str, str] = {
+    "common_length": "int",
+    "dropout": "float",
+    "pool_s": "float?",
+    "band_amplitude_s": "float?",
+}
 _AT_LEAST_ONE = frozenset({"sequence_hops", "batch_sequences", "max_epochs", "patience_epochs"})
 # ... and fields that are factors of at most 1.
 _AT_MOST_ONE = frozenset({"lr_drop_factor"})
@@ -1244,7 +1253,8 @@ def config_with_settings(settings: Sequence[str], base: TrainConfig | None = Non
     """``base`` (the recipe) with ``KEY=VALUE`` settings applied (``emgd train --set``).
 
     Each key is a :class:`TrainConfig` field; the value is parsed as that field's type
-    (``true``/``false`` for flags). A later setting of the same key wins.
+    (``true``/``false`` for flags). A later setting of the same key wins. Settings of the
+    model spec (``spec.KEY=VALUE``) are left to :func:`spec_with_settings`.
 
     Raises
     ------
@@ -1258,6 +1268,8 @@ def config_with_settings(settings: Sequence[str], base: TrainConfig | None = Non
     for setting in settings:
         key, sep, text = setting.partition("=")
         key = key.strip()
+        if key.startswith(SPEC_SETTING_PREFIX):
+            continue
         if not sep:
             raise ConfigError(f"--set {setting}: expected KEY=VALUE")
         if key not in kinds:
@@ -1266,3 +1278,48 @@ def config_with_settings(settings: Sequence[str], base: TrainConfig | None = Non
             )
         changes[key] = _setting_value(key, kinds[key], text)
     return with_config(config, **changes)
+
+
+def spec_with_settings(settings: Sequence[str], base: ModelSpec) -> ModelSpec:
+    """``base`` with its ``spec.KEY=VALUE`` settings applied (``emgd train --set``).
+
+    Each key is one of :data:`SPEC_SETTINGS`; the value is a number, or ``none`` for the
+    optional ones. Other settings are :func:`config_with_settings`'. A later setting of the
+    same key wins, and the spec's own validation applies to the result.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the setting: no ``=``, an unknown key (listing the known ones),
+        a value that is not a number, or a spec the values make invalid.
+    """
+    changes: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        name = key.strip().removeprefix(SPEC_SETTING_PREFIX)
+        if not key.strip().startswith(SPEC_SETTING_PREFIX):
+            continue
+        if not sep:
+            raise ConfigError(f"--set {setting}: expected {SPEC_SETTING_PREFIX}KEY=VALUE")
+        if name not in SPEC_SETTINGS:
+            raise ConfigError(
+                f"--set {setting}: no model-spec setting {name!r} "
+                f"(one of: {', '.join(SPEC_SETTING_PREFIX + k for k in SPEC_SETTINGS)})"
+            )
+        kind = SPEC_SETTINGS[name]
+        word = text.strip().lower()
+        if kind.endswith("?") and word == "none":
+            changes[name] = None
+            continue
+        try:
+            changes[name] = int(word) if kind.startswith("int") else float(word)
+        except ValueError:
+            expected = "a whole number" if kind.startswith("int") else "a number"
+            expected += " or none" if kind.endswith("?") else ""
+            raise ConfigError(f"--set {setting}: expected {expected}") from None
+    if not changes:
+        return base
+    try:
+        return replace(base, **changes)
+    except ConfigError as error:
+        raise ConfigError(f"--set {SPEC_SETTING_PREFIX}: {error}") from None
