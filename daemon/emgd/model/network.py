@@ -338,11 +338,14 @@ class EmgNet(nn.Module):
         torch.Tensor
             Shape ``(B, C, n_branches, features, T)``.
         """
+        maps = torch.stack([m for m, _ in self._branch_outputs(emg)], dim=1)
+        return maps.reshape(-1, self.spec.n_channels, *maps.shape[1:])
+
+    def _branch_outputs(self, emg: Tensor) -> list[tuple[Tensor, Tensor | None]]:
+        """Every branch's ``(maps, band)`` (:meth:`Branch.maps_and_band`) on each channel."""
         self._check_emg(emg)
-        n_channels = self.spec.n_channels
         per_channel = emg.reshape(-1, 1, emg.shape[-1])  # (B·C, 1, W)
-        maps = torch.stack([branch(per_channel) for branch in self.branches], dim=1)
-        return maps.reshape(-1, n_channels, *maps.shape[1:])
+        return [branch.maps_and_band(per_channel) for branch in self.branch_modules]
 
     def log_band_amplitudes(self, band: Tensor) -> Tensor:
         """Standardised log band amplitudes from mean ``|y|`` values.
@@ -391,10 +394,8 @@ class EmgNet(nn.Module):
             Shape ``(B, spec.feature_count)``: :meth:`features` flattened (channel, branch,
             feature, step), then the standardised log band amplitudes (channel, branch).
         """
-        self._check_emg(emg)
         batch, n_channels = emg.shape[0], self.spec.n_channels
-        per_channel = emg.reshape(-1, 1, emg.shape[-1])
-        outputs = [branch.maps_and_band(per_channel) for branch in self.branch_modules]
+        outputs = self._branch_outputs(emg)
         maps = torch.stack([m for m, _ in outputs], dim=1)
         flat = maps.reshape(batch, -1)
         bands = [b for _, b in outputs if b is not None]

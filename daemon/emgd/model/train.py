@@ -1009,7 +1009,8 @@ def train_model(
 
     val_data = _prepare(build_stream(val_recs, filter_spec), normaliser, spec) if val_recs else None
     net = EmgNet(spec, seed=seed)
-    standardise_bands(net, _prepare(build_stream(fit_recs, filter_spec), normaliser, spec).emg)
+    if spec.band_amplitude_s is not None:  # only then is the fit stream needed here
+        standardise_bands(net, _prepare(build_stream(fit_recs, filter_spec), normaliser, spec).emg)
     history: list[dict[str, float]] = []
     fit_deadline_s = deadline_s
     if config.refit_all and val_data is not None:
@@ -1043,7 +1044,8 @@ def train_model(
     refit_epochs = 0
     if config.refit_all and val_data is not None and time.monotonic() < deadline_s:
         net = EmgNet(net.spec, seed=seed)
-        standardise_bands(net, _prepare(full_stream, normaliser, spec).emg)
+        if spec.band_amplitude_s is not None:
+            standardise_bands(net, _prepare(full_stream, normaliser, spec).emg)
         refit_epochs = best_epoch
         _fit(
             net,
