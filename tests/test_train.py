@@ -417,7 +417,7 @@ def _notes_text() -> str:
 @pytest.mark.parametrize(
     "claim",
     [
-        "seed spec with T = 10, dropout 0.3, log band amplitudes over 200 ms (band_amplitude_s "
+        "seed spec with T = 10, dropout 0.1, log band amplitudes over 200 ms (band_amplitude_s "
         "0.2) and the pose-mixture head over the data's gestures",
         "AdamW lr 1e-3, weight decay 0.05",
         "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 4 per step",
@@ -437,7 +437,7 @@ def test_recipe_spec_is_the_spec_the_notes_validated(fs_hz: float, n_channels: i
     spec = recipe_spec(fs_hz, n_channels)
     assert (spec.sample_rate_hz, spec.n_channels) == (fs_hz, n_channels)
     assert spec.common_length == 10
-    assert spec.dropout == 0.3
+    assert spec.dropout == 0.1
     assert spec.head == "pose_mixture"
     assert spec.band_amplitude_s == 0.2
     # Every other field keeps its seed value.
@@ -446,7 +446,7 @@ def test_recipe_spec_is_the_spec_the_notes_validated(fs_hz: float, n_channels: i
         sample_rate_hz=fs_hz,
         n_channels=n_channels,
         common_length=10,
-        dropout=0.3,
+        dropout=0.1,
         head="pose_mixture",
         band_amplitude_s=0.2,
     )
@@ -485,7 +485,7 @@ def test_train_model_defaults_to_the_recipe_spec(split: Split) -> None:
         recipe_spec(FS_HZ, N_CHANNELS), class_sharpness=chosen
     )
     assert result.report["spec"]["common_length"] == 10
-    assert result.report["spec"]["dropout"] == 0.3
+    assert result.report["spec"]["dropout"] == 0.1
     assert result.report["spec"]["band_amplitude_s"] == 0.2
     # The band standardisation was set from the training stream, not left at the identity.
     assert not torch.equal(result.net.band_mean, torch.zeros_like(result.net.band_mean))
@@ -523,9 +523,9 @@ def test_a_bad_setting_is_refused_naming_it(setting: str, message: str) -> None:
 
 def test_spec_settings_change_the_spec_and_leave_the_recipe_alone() -> None:
     base = recipe_spec(1000.0, 8)
-    settings = ["spec.dropout=0.1", "pieces_per_recording=1", "spec.common_length=3"]
+    settings = ["spec.dropout=0.25", "pieces_per_recording=1", "spec.common_length=3"]
     spec = spec_with_settings([*settings, "spec.pool_s=0.02", "spec.pool_s=none"], base)
-    assert spec == dataclasses.replace(base, dropout=0.1, common_length=3)
+    assert spec == dataclasses.replace(base, dropout=0.25, common_length=3)
     assert isinstance(spec.common_length, int)
     assert spec_with_settings(["spec.band_amplitude_s=none"], base).band_amplitude_s is None
     assert spec_with_settings(["pieces_per_recording=1"], base) is base
