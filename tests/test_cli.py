@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,17 @@ def test_monitor_runs_the_simulated_board_and_reports(capsys: pytest.CaptureFixt
     lines = out.getvalue().splitlines()
     assert lines and lines[0].startswith("t=")
     assert "stopped:" in capsys.readouterr().err
+
+
+def test_a_closed_stdout_pipe_ends_quietly_with_exit_code_141() -> None:
+    # `emgd config default | head -0`: the reader is gone before emgd writes a byte.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "emgd", "config", "default"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert err == ""  # no traceback, no "Exception ignored" from the flush at exit

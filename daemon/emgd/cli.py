@@ -44,6 +44,8 @@ SIMULATE_OVERRIDES = ("adc.bus=simulated", "servo.bus=simulated")
 SCREEN_REFRESH_S = 0.1
 LINE_REFRESH_S = 1.0
 CARD_VALUE_CHARS = 100  # longest model-card value printed by `emgd model info`
+#: Exit code when stdout's reader closed the pipe: what a shell shows for death by SIGPIPE.
+EXIT_STDOUT_CLOSED = 128 + signal.SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,7 +237,27 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return exit_code_for(exc)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`emgd model info M | head`): no traceback, and nothing left
+        # for the interpreter to flush into the closed pipe at exit.
+        _silence_closed_stdout(out)
+        return EXIT_STDOUT_CLOSED
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _silence_closed_stdout(out: TextIO) -> None:
+    """Point the process's stdout at /dev/null once its reader has closed the pipe."""
+    if out is not sys.stdout:
+        return
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _config(args: argparse.Namespace, out: TextIO) -> int:
