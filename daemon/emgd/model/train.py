@@ -234,6 +234,14 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   test better for five. Synthetic wearer seed0 (make model's data), seeds 0 / 1 / 2:
   validation 3.9 / 4.2 / 2.9 (dropout 0.3: 4.3 / 5.0 / 3.7), held-out recordings 12-14
   4.0 / 3.6 / 2.6 (3.4 / 4.1 / 3.4), 15-23 5.0 / 4.3 / 3.2 (4.0 / 4.2 / 4.0).
+* tried on top of dropout 0.1, not adopted (CLI runs as above; validation / test, the
+  recipe's figures just above): the maps averaged over 200 ms, one step each
+  (spec.pool_s=0.2, spec.common_length=1): P1 3.9 / 6.3, P2 4.4 / 8.2, P3 11.6 / 12.1,
+  P4 4.8 / 9.6, S1 5.2 / 5.0 (ramp r 0.78 and 0.79), S2 11.8 / 14.7 (ramp r 0.72 and
+  0.81): validation better for four, but S2's validation ramp r fell by 0.10 and P4's
+  MAE rose. Band amplitudes over 400 ms instead of 200 (band_amplitude_s 0.4): P1 3.7 /
+  5.4, P2 8.6 / 10.7, P3 11.9 / 15.9, P4 5.4 / 6.9, S1 6.0 / 5.4 (0.79, 0.82), S2 12.3 /
+  12.2 (0.81, 0.84): validation worse for five.
 """
 
 MAX_TORCH_THREADS = 2
