@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from emgd import cli
 from emgd.cli import main
 from emgd.config import default_config_text
 
@@ -80,3 +81,13 @@ def test_a_closed_stdout_pipe_ends_quietly_with_exit_code_141() -> None:
     err = child.stderr.read().decode()
     assert child.wait(timeout=60) == 128 + signal.SIGPIPE
     assert err == ""  # no traceback, no "Exception ignored" from the flush at exit
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A peer closing a socket raises the same exception: that is a failure, not `| head`.
+    def daemon_went_away(*_: object) -> int:
+        raise BrokenPipeError("status socket")
+
+    monkeypatch.setattr(cli, "_config", daemon_went_away)
+    with pytest.raises(BrokenPipeError, match="status socket"):
+        main(["config", "default"], stdout=io.StringIO())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import signal
 import sys
 import tempfile
@@ -239,23 +240,36 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return 130
     except BrokenPipeError:
         # The reader went away (`emgd model info M | head`): no traceback, and nothing left
-        # for the interpreter to flush into the closed pipe at exit.
-        _silence_closed_stdout(out)
+        # for the interpreter to flush into the closed pipe at exit. A broken pipe anywhere
+        # else (the daemon's socket) is a failure like any other.
+        if not _stdout_reader_gone(out):
+            raise
+        _silence_stdout(out)
         return EXIT_STDOUT_CLOSED
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _silence_closed_stdout(out: TextIO) -> None:
-    """Point the process's stdout at /dev/null once its reader has closed the pipe."""
+def _stdout_reader_gone(out: TextIO) -> bool:
+    """Whether ``out`` is the process's stdout and a pipe nobody reads any more.
+
+    Linux reports ``POLLERR`` on the write end of a pipe once its last reader has closed it.
+    """
     if out is not sys.stdout:
-        return
+        return False
     try:
         fd = out.fileno()
     except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
-        return
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _silence_stdout(out: TextIO) -> None:
+    """Point the process's stdout (``out``) at /dev/null."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, fd)
+        os.dup2(devnull, out.fileno())
     finally:
         os.close(devnull)
 
