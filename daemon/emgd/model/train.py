@@ -234,6 +234,9 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   test better for five. Synthetic wearer seed0 (make model's data), seeds 0 / 1 / 2:
   validation 3.9 / 4.2 / 2.9 (dropout 0.3: 4.3 / 5.0 / 3.7), held-out recordings 12-14
   4.0 / 3.6 / 2.6 (3.4 / 4.1 / 3.4), 15-23 5.0 / 4.3 / 3.2 (4.0 / 4.2 / 4.0).
+  The recipe with seed 1 (CLI, validation / test): P1 4.1 / 4.8, P2 4.2 / 8.3, P3
+  12.9 / 16.2, P4 5.2 / 6.2, S1 5.7 / 5.4 (ramp r 0.80 and 0.83), S2 10.2 / 11.6 (0.75,
+  0.82).
 * tried on top of dropout 0.1, not adopted (CLI runs as above; validation / test, the
   recipe's figures just above): the maps averaged over 200 ms, one step each
   (spec.pool_s=0.2, spec.common_length=1): P1 3.9 / 6.3, P2 4.4 / 8.2, P3 11.6 / 12.1,
