@@ -244,7 +244,10 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   0.81): validation better for four, but S2's validation ramp r fell by 0.10 and P4's
   MAE rose. Band amplitudes over 400 ms instead of 200 (band_amplitude_s 0.4): P1 3.7 /
   5.4, P2 8.6 / 10.7, P3 11.9 / 15.9, P4 5.4 / 6.9, S1 6.0 / 5.4 (0.79, 0.82), S2 12.3 /
-  12.2 (0.81, 0.84): validation worse for five.
+  12.2 (0.81, 0.84): validation worse for five. Over 100 ms (band_amplitude_s 0.1): P1
+  3.5 / 4.8, P2 7.9 / 10.1, P3 11.3 / 15.3, P4 4.5 / 5.3, S1 4.7 / 4.3 (0.75, 0.79), S2
+  11.3 / 10.5 (0.81, 0.82): validation MAE better for four, but P2's worse by 2.3 and
+  S1's ramp r fell by 0.03 (test 0.79, below the target).
 """
 
 MAX_TORCH_THREADS = 2
