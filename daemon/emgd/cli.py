@@ -437,8 +437,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
     from emgd.model.publish import publish
     from emgd.model.train import (
         config_with_settings,
-        recipe_gestures,
-        recipe_spec,
+        recipe_spec_for,
         spec_with_settings,
         train_model,
     )
@@ -463,13 +462,8 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         )
     else:
         split = load_split(args.dataset, args.participant, args.datasets or find_datasets_root())
-    spec = None  # no training recordings: train_model says so in one line
-    if split.train:
-        first = split.train[0]
-        spec = spec_with_settings(
-            args.settings,
-            recipe_spec(first.sample_rate_hz, first.n_channels, recipe_gestures(split.train)),
-        )
+    # No training recordings: no spec, and train_model says so in one line.
+    spec = spec_with_settings(args.settings, recipe_spec_for(split.train)) if split.train else None
     log.info(
         "training %s %s: %d recordings, budget %.1f min",
         args.dataset,

@@ -400,6 +400,15 @@ def recipe_spec(
     )
 
 
+def recipe_spec_for(recordings: Sequence[Recording]) -> ModelSpec:
+    """:func:`recipe_spec` at the first recording's rate and channels, over the data's gestures.
+
+    ``recordings`` must not be empty.
+    """
+    first = recordings[0]
+    return recipe_spec(first.sample_rate_hz, first.n_channels, recipe_gestures(recordings))
+
+
 def recipe_gestures(recordings: Sequence[Recording]) -> tuple[tuple[str, str], ...]:
     """The pose-mixture classes the recipe trains: the data's gestures (:func:`gestures_of`).
 
@@ -999,7 +1008,7 @@ def train_model(
         raise DatasetError("train_model: no training recordings")
     fs = recordings[0].sample_rate_hz
     n_channels = recordings[0].n_channels
-    spec = recipe_spec(fs, n_channels, recipe_gestures(recordings)) if spec is None else spec
+    spec = recipe_spec_for(recordings) if spec is None else spec
     if spec.sample_rate_hz != fs or spec.n_channels != n_channels:
         raise ConfigError(
             f"model spec is for {spec.n_channels} channels at {spec.sample_rate_hz:g} Hz, "
