@@ -24,6 +24,7 @@ from emgd.model.train import (
     TrainResult,
     closed_loop_predict,
     config_with_settings,
+    drop_maps,
     evaluate_closed_loop,
     features_at,
     load_checkpoint,
@@ -206,6 +207,27 @@ def test_electrode_shift_mixes_each_channel_with_its_ring_neighbour() -> None:
     np.testing.assert_allclose(out[:, :, 0].numpy(), expected)
     with pytest.raises(ConfigError, match=r"one value in \[-1, 1\] per sequence, got \[1.5\]"):
         shift_electrodes(x[:1], [1.5])
+
+
+def test_map_dropout_zeroes_whole_sequences_of_maps_and_keeps_the_band_amplitudes() -> None:
+    feats = torch.arange(1.0, 1.0 + 400 * 3 * 6).reshape(400, 3, 6)  # 4 maps, 2 bands
+    out = drop_maps(feats, 4, 0.5, np.random.default_rng(0))
+    maps, bands = out[..., :4], out[..., 4:]
+    torch.testing.assert_close(bands, feats[..., 4:])
+    dropped = (maps == 0).all(dim=2).all(dim=1)
+    kept = (maps == feats[..., :4]).all(dim=2).all(dim=1)
+    # Every sequence is either wholly dropped or kept unscaled, about half of each.
+    assert bool((dropped ^ kept).all())
+    assert 150 < int(dropped.sum()) < 250
+    torch.testing.assert_close(drop_maps(feats, 4, 0.0, np.random.default_rng(0)), feats)
+    assert bool((drop_maps(feats, 4, 1.0, np.random.default_rng(0))[..., :4] == 0).all())
+
+
+def test_map_dropout_trains(split: Split) -> None:
+    config = dataclasses.replace(FAST, sequence_hops=10, max_epochs=1, map_dropout=0.5)
+    result = train_model(split, spec=BANDED, seed=0, max_minutes=1.0, config=config)
+    assert result.report["config"]["map_dropout"] == 0.5
+    assert np.isfinite(result.history[0]["train_loss"])
 
 
 def _script_validation(monkeypatch: pytest.MonkeyPatch, offsets: list[float]) -> None:
@@ -513,6 +535,7 @@ def test_settings_change_the_recipe_by_field_type() -> None:
         ("weight_decay=inf", "must be finite and at least 0"),
         ("batch_sequences=0", "must be at least 1"),
         ("lr_drop_factor=2", "must be at most 1"),
+        ("map_dropout=1.5", "must be at most 1"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it(setting: str, message: str) -> None:

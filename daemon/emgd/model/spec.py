@@ -874,10 +874,14 @@ class ModelSpec:
         return 0 if self.band_amplitude_s is None else self.n_channels * len(self.branches)
 
     @property
+    def map_feature_count(self) -> int:
+        """Flattened convolution maps given to the MLP: ``C × branches × features × T``."""
+        return self.n_channels * len(self.branches) * self.stage2.features * self.common_length
+
+    @property
     def feature_count(self) -> int:
-        """MLP inputs before the history: ``C × branches × features × T`` + band amplitudes."""
-        maps = self.n_channels * len(self.branches) * self.stage2.features * self.common_length
-        return maps + self.band_feature_count
+        """MLP inputs before the history: the maps, then the band amplitudes."""
+        return self.map_feature_count + self.band_feature_count
 
     @property
     def head_inputs(self) -> int:

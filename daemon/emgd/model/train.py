@@ -316,6 +316,10 @@ class TrainConfig:
     electrode_shift:
         Largest simulated shift of the electrode ring, as a fraction of the electrode
         spacing (augmentation; 0 = off; see :func:`shift_electrodes`).
+    map_dropout:
+        Probability of zeroing all of a training sequence's map features (the flattened
+        convolution maps), so that the band amplitudes and the history alone must carry it;
+        kept sequences see the maps unscaled, as at inference (0 = off).
     stop_on_sharpest:
         Pose-mixture head: early stopping on the better of the validation MAE at class
         sharpness 1 and at the largest candidate (one more validation replay per epoch),
@@ -337,6 +341,7 @@ class TrainConfig:
     pieces_per_recording: int = 4
     min_piece_s: float = 1.0
     electrode_shift: float = 0.0
+    map_dropout: float = 0.0
     stop_on_sharpest: bool = False
     lr_drop_factor: float = 1.0
     lr_drop_after_epochs: int = 3
@@ -811,6 +816,8 @@ def _train_epoch(
             shift = rng.uniform(-config.electrode_shift, config.electrode_shift, batch.size)
             segments = shift_electrodes(segments, shift)
         feats = features_at(net, segments, local_ends)  # (B, L, F)
+        if config.map_dropout > 0.0:
+            feats = drop_maps(feats, spec.map_feature_count, config.map_dropout, rng)
         projection = net.project_features(feats.reshape(-1, feats.shape[-1]))
         projection = projection.reshape(batch.size, length, -1)
         hop_index = batch[:, None] + np.arange(length)[None, :]
@@ -841,6 +848,19 @@ def _train_epoch(
         optimiser.step()
         losses.append(float(loss.detach()))
     return float(np.mean(losses)) if losses else math.nan
+
+
+def drop_maps(
+    feats: Tensor, n_map_features: int, probability: float, rng: np.random.Generator
+) -> Tensor:
+    """``feats`` with the first ``n_map_features`` zeroed in each sequence with ``probability``.
+
+    ``feats`` has shape ``(B, L, F)``, one draw per sequence; kept maps are not rescaled.
+    """
+    keep = torch.from_numpy(rng.random(feats.shape[0]) >= probability).to(feats.dtype)
+    scale = torch.ones(feats.shape[0], 1, feats.shape[2], dtype=feats.dtype)
+    scale[:, 0, :n_map_features] = keep[:, None]
+    return feats * scale
 
 
 def shift_electrodes(segments: Tensor, shift: npt.ArrayLike) -> Tensor:
@@ -1257,7 +1277,7 @@ SPEC_SETTINGS: dict[str, str] = {
 }
 _AT_LEAST_ONE = frozenset({"sequence_hops", "batch_sequences", "max_epochs", "patience_epochs"})
 # ... and fields that are factors of at most 1.
-_AT_MOST_ONE = frozenset({"lr_drop_factor"})
+_AT_MOST_ONE = frozenset({"lr_drop_factor", "map_dropout"})
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
