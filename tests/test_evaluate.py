@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from emgd.baselines import window_samples
 from emgd.cli import main
 from emgd.data.recording import Recording
 from emgd.data.splits import Split, find_datasets_root, load_split, synthetic_split
@@ -111,6 +112,29 @@ def test_always_rest_runner_scores_the_rest_error_at_every_hop() -> None:
     assert by_time["0.25-0.5s"] == pytest.approx(error[(since_s >= 0.25) & (since_s < 0.5)].mean())
     assert by_time["0-0.25s"] == pytest.approx(error[since_s < 0.25].mean())
     assert by_time["2s+"] is None  # no recording here lasts 2 s
+
+
+def test_the_network_is_also_scored_at_the_baselines_window_ends() -> None:
+    split = hand_split()
+    calls = iter(range(1, 1000))
+    # The n-th hop answers n degrees, so each score shows which hop was held.
+    result = evaluate_model(Runner(lambda w, h: np.full(5, float(next(calls)))), split)
+    hops = hop_grid(849)
+    window_n, hop_n = window_samples(FS_HZ)
+    starts = np.cumsum([0, *(rec.emg.shape[0] for rec in split.test[:-1])])
+    instants = np.concatenate(
+        [
+            start + np.arange(window_n - 1, rec.emg.shape[0], hop_n)
+            for start, rec in zip(starts, split.test, strict=True)
+        ]
+    )
+    shown = np.searchsorted(hops, instants, side="right").astype(float)  # hops so far
+    shown[shown == 0] = 30.0  # rest before the first hop
+    targets = np.concatenate([rec.targets_deg for rec in split.test])[instants]
+    at_windows = result["network_at_baseline_windows"]
+    assert at_windows["n"] == instants.size == result["baseline_windows"]["n_test_windows"]
+    assert at_windows["mae_mean_deg"] == pytest.approx(np.abs(shown[:, None] - targets).mean())
+    assert result["network_at_baseline_windows_vs_best_pct"] is not None
 
 
 def test_history_modes_feed_back_outputs_rest_or_targets() -> None:
@@ -243,6 +267,12 @@ def test_evaluate_an_onnx_model_beside_the_baselines(onnx_model: Path, seed_spli
     assert result["network_vs_best_same_hops_pct"] == pytest.approx(
         100.0 * (result["network"]["mae_mean_deg"] - best_same) / best_same
     )
+    # the network scored the baselines' way: its held output at their window ends
+    at_windows = result["network_at_baseline_windows"]
+    assert at_windows["n"] == result["baseline_windows"]["n_test_windows"]
+    assert result["network_at_baseline_windows_vs_best_pct"] == pytest.approx(
+        100.0 * (at_windows["mae_mean_deg"] - best) / best
+    )
     json.dumps(json_ready(result), allow_nan=False)
     report = format_report(result)
     for label in (
@@ -250,6 +280,8 @@ def test_evaluate_an_onnx_model_beside_the_baselines(onnx_model: Path, seed_spli
         "TD+ridge",
         "TD+LDA->pose",
         "TD+LDA->pose, same hops",
+        "network, baselines' windows",
+        "network at the baselines' windows vs the better baseline",
         "always rest",
         "closed loop",
         "since start",

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from emgd.errors import ConfigError
 from emgd.metrics import (
+    held_at,
     mae_by_time_since_start,
     mae_per_finger_deg,
     mean_ignoring_nan,
@@ -133,3 +134,11 @@ def test_pearson_invariant_to_positive_affine_maps(
     if np.ptp(y) < 1e-3:
         return
     assert pearson_r(scale * x + shift, y) == pytest.approx(pearson_r(x, y), abs=1e-9)
+
+
+def test_held_at_reads_the_latest_update_at_or_before_each_instant() -> None:
+    values = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    held = held_at([0, 4, 5, 6, 9, 20], [5, 9, 12], values, [-1.0, -10.0])
+    expected = [[-1, -10], [-1, -10], [1, 10], [1, 10], [2, 20], [3, 30]]
+    np.testing.assert_array_equal(held, expected)
+    assert held_at([], [5], values[:1], [0.0, 0.0]).shape == (0, 2)

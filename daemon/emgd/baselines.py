@@ -31,7 +31,7 @@ from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from emgd.data.recording import Recording, check_same_layout
 from emgd.errors import ConfigError, DatasetError
-from emgd.metrics import mean_ignoring_nan, ramp_correlation, summarise
+from emgd.metrics import held_at, mean_ignoring_nan, ramp_correlation, summarise
 from emgd.poses import ANGLE_MAX_DEG, ANGLE_MIN_DEG, N_FINGERS, REST, pose_angles_deg
 
 FloatArray = npt.NDArray[np.float64]
@@ -117,6 +117,12 @@ def _window_sums(
     return out
 
 
+def window_end_indices(n_samples: int, window_n: int, hop_n: int) -> IntArray:
+    """Newest-sample index of every complete window of ``n_samples``: ``window_n − 1``,
+    then every ``hop_n`` samples (the instants at which the baselines are scored)."""
+    return np.arange(window_n - 1, n_samples, hop_n, dtype=np.int64)
+
+
 def hudgins_features(
     emg: FloatArray, window_n: int, hop_n: int, threshold: FloatArray | float = 0.0
 ) -> tuple[FloatArray, IntArray]:
@@ -157,7 +163,7 @@ def hudgins_features(
     thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (n_ch,))
     if n < window_n:
         return np.empty((0, N_FEATURES_PER_CHANNEL * n_ch)), np.empty(0, dtype=np.int64)
-    stops = np.arange(window_n, n + 1, hop_n, dtype=np.int64)
+    stops = window_end_indices(n, window_n, hop_n) + 1
     starts = stops - window_n
     d = np.diff(x, axis=0)  # (n − 1, C): pair i is (x_i, x_{i+1})
     abs_d = np.abs(d)
@@ -235,6 +241,10 @@ class HudginsExtractor:
             )
         self.threshold = NOISE_THRESHOLD_SCALE * np.percentile(rms, NOISE_FLOOR_PERCENTILE, axis=0)
         return self
+
+    def window_ends(self, n_samples: int) -> IntArray:
+        """Window-end indices of a recording of ``n_samples`` (as :meth:`transform` gives)."""
+        return window_end_indices(n_samples, self.window_n, self.hop_n)
 
     def transform(self, rec: Recording) -> tuple[FloatArray, IntArray]:
         """Features ``(W, 4·C)`` and window-end indices ``(W,)`` of one recording."""
@@ -482,15 +492,11 @@ class FittedBaselines:
             ``"ridge"``, ``"lda"``: shape ``(len(instants), 5)``.
         """
         features, ends = self.extractor.transform_emg(emg, sample_rate_hz, where)
-        latest = np.searchsorted(ends, instants, side="right") - 1
         rest = pose_angles_deg(REST)
         out: dict[str, FloatArray] = {}
         for name, model in (("ridge", self.ridge), ("lda", self.lda)):
             angles = model.predict(features) if ends.size else np.empty((0, N_FINGERS))
-            held = np.repeat(rest[None, :], instants.size, axis=0)
-            known = latest >= 0
-            held[known] = angles[latest[known]]
-            out[name] = held
+            out[name] = held_at(instants, ends, angles, rest)
         return out
 
 

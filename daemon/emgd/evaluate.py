@@ -7,7 +7,9 @@ through :class:`~emgd.pipeline.InferencePipeline` (the daemon's code path) with 
 its own clamped outputs as history, scoring at every hop whose window is complete (MAE and
 R² per finger and mean, ramp correlation per ramp file, mean MAE by time since each recording
 began), and the two baselines plus "always rest" from
-:func:`emgd.baselines.evaluate_baselines` on the same split. It also formats the
+:func:`emgd.baselines.evaluate_baselines` on the same split, with each side also scored
+at the other's instants (the baselines at the network's hops, the network at the
+baselines' window ends) so that like can be compared with like. It also formats the
 report tables. It must not train, import torch or change what it scores (no smoothing, no
 post-hoc clipping beyond the contract's angle range).
 """
@@ -23,15 +25,15 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from emgd.baselines import evaluate_baselines, fit_baselines
+from emgd.baselines import HudginsExtractor, evaluate_baselines, fit_baselines
 from emgd.data.recording import Recording, check_same_layout
 from emgd.data.splits import Split
 from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Calibration, compute_calibration
 from emgd.errors import CalibrationError, ConfigError, ModelError
-from emgd.metrics import mae_by_time_since_start, summarise
+from emgd.metrics import held_at, mae_by_time_since_start, summarise
 from emgd.model.contract import PreprocessContract
-from emgd.model.stream import build_stream, ramp_scores
+from emgd.model.stream import SessionStream, build_stream, ramp_scores
 from emgd.pipeline import (
     DEFAULT_HISTORY,
     DEFAULT_REPLAY_BLOCK_S,
@@ -54,8 +56,12 @@ HISTORY_MODES: tuple[str, ...] = ("closed_loop", "rest", "target")
 # joins between recordings, as on a device), output held between windows, and scored at
 # exactly the network's hops. Their usual score takes windows inside each recording only.
 SAME_HOPS = "_same_hops"
+# ... and the network scored the baselines' usual way: its output held at each of their
+# window ends inside each recording (so neither is charged for a recording's first window).
+AT_BASELINE_WINDOWS = "network_at_baseline_windows"
 SYSTEMS: tuple[str, ...] = (
     "network",
+    AT_BASELINE_WINDOWS,
     "ridge",
     "lda",
     f"ridge{SAME_HOPS}",
@@ -64,6 +70,7 @@ SYSTEMS: tuple[str, ...] = (
 )
 SYSTEM_LABELS: dict[str, str] = {
     "network": "network",
+    AT_BASELINE_WINDOWS: "network, baselines' windows",
     "ridge": "TD+ridge",
     "lda": "TD+LDA->pose",
     f"ridge{SAME_HOPS}": "TD+ridge, same hops",
@@ -142,6 +149,35 @@ def _relative_pct(network: dict[str, Any], best_mae: float) -> float | None:
     return 100.0 * (float(network["mae_mean_deg"]) - best_mae) / best_mae
 
 
+def _network_at_baseline_windows(
+    test: SessionStream,
+    extractor: HudginsExtractor,
+    hop_index: IntArray,
+    predicted_deg: FloatArray,
+    rest_deg: FloatArray,
+) -> dict[str, Any]:
+    """The network's closed-loop output scored at the baselines' usual instants.
+
+    Those are the ends of the feature windows inside each test recording; the network's
+    output there is its latest hop's (held, as the daemon holds it), or rest before its
+    first hop. Same keys as :func:`emgd.metrics.summarise` plus the ramp scores.
+    """
+    instants: list[IntArray] = []
+    files: list[IntArray] = []
+    for i, rec in enumerate(test.recordings):
+        ends = extractor.window_ends(rec.emg.shape[0])
+        instants.append(int(test.file_starts[i]) + ends)
+        files.append(np.full(ends.size, i, dtype=np.int64))
+    at = np.concatenate(instants)
+    held = held_at(at, hop_index, predicted_deg, rest_deg)
+    target = test.targets_deg[at]
+    report = summarise(held, target)
+    report["ramp_r"], report["ramp_r_per_file"] = ramp_scores(
+        test, np.concatenate(files), held, target
+    )
+    return report
+
+
 def evaluate_model(
     model: str | Path | Runner,
     split: Split,
@@ -183,7 +219,9 @@ def evaluate_model(
         ``ridge``, ``lda``, ``rest`` (same keys, from
         :func:`emgd.baselines.evaluate_baselines`), ``baseline_windows``, ``best_baseline``
         and ``network_vs_best_pct`` (negative = the network's mean MAE is lower), the
-        same-hops baselines (also with ``mae_by_time_since_start_deg``), plus
+        same-hops baselines (also with ``mae_by_time_since_start_deg``),
+        ``network_at_baseline_windows`` (the network's held output scored at the
+        baselines' window ends) and ``network_at_baseline_windows_vs_best_pct``, plus
         ``calibration`` and ``seconds``.
 
     Raises
@@ -258,6 +296,9 @@ def evaluate_model(
                 held[name], target, since_start_s
             )
             result[f"{name}{SAME_HOPS}"] = same
+        result[AT_BASELINE_WINDOWS] = _network_at_baseline_windows(
+            test, fitted.extractor, replay.newest_index, predicted, pipeline.rest_deg
+        )
         result["baseline_windows"] = {
             key: base[key] for key in ("window_s", "hop_s", "n_train_windows", "n_test_windows")
         }
@@ -265,6 +306,9 @@ def evaluate_model(
         best_mae = float(base[best]["mae_mean_deg"])
         result["best_baseline"] = best
         result["network_vs_best_pct"] = _relative_pct(network, best_mae)
+        result["network_at_baseline_windows_vs_best_pct"] = _relative_pct(
+            result[AT_BASELINE_WINDOWS], best_mae
+        )
         best_same = min(
             (f"ridge{SAME_HOPS}", f"lda{SAME_HOPS}"),
             key=lambda name: float(result[name]["mae_mean_deg"]),
@@ -328,7 +372,8 @@ def format_report(result: dict[str, Any]) -> str:
     lines += [
         "  (MAE in degrees. network: every hop of the joined test stream; baselines: every",
         "  50 ms window inside each recording; 'same hops': run on the joined stream, output",
-        "  held between windows, scored at the network's hops)",
+        "  held between windows, scored at the network's hops; 'baselines' windows': the",
+        "  network's held output scored at the baselines' window ends)",
     ]
     lines += _since_start_rows(result)
     if result.get("network_vs_best_pct") is not None:
@@ -336,6 +381,13 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(
             f"  network vs the better baseline ({SYSTEM_LABELS[best]}): "
             f"{result['network_vs_best_pct']:+.1f} % mean MAE"
+        )
+    if result.get("network_at_baseline_windows_vs_best_pct") is not None:
+        best = result["best_baseline"]
+        lines.append(
+            f"  network at the baselines' windows vs the better baseline "
+            f"({SYSTEM_LABELS[best]}): "
+            f"{result['network_at_baseline_windows_vs_best_pct']:+.1f} % mean MAE"
         )
     if result.get("network_vs_best_same_hops_pct") is not None:
         best = result["best_baseline_same_hops"]

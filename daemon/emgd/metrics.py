@@ -5,7 +5,8 @@ baselines are scored by the same code: mean absolute error per finger and its me
 the coefficient of determination R² per finger and its mean, and for effort ramps the Pearson
 correlation of predicted mean flexion with the target's mean flexion (which on a ramp is an
 affine function of effort, rising for a flexing gesture and falling for hand open, so a
-perfect proportional controller scores 1 on both). It must not know models, windows or
+perfect proportional controller scores 1 on both); and the zero-order hold that reads an
+output updated now and then at the instants it is scored at. It must not know models, windows or
 files: predictions and targets come in as arrays.
 """
 
@@ -206,3 +207,38 @@ def mae_by_time_since_start(
         inside = (since >= lo) & (since < hi)
         out[since_start_label(lo, hi)] = float(error[inside].mean()) if inside.any() else None
     return out
+
+
+def held_at(
+    instants: npt.ArrayLike,
+    update_index: npt.ArrayLike,
+    values: npt.ArrayLike,
+    initial: npt.ArrayLike,
+) -> FloatArray:
+    """What an output held between updates shows at each instant (zero-order hold).
+
+    Parameters
+    ----------
+    instants:
+        Shape ``(m,)``: sample indices at which to read the output.
+    update_index:
+        Shape ``(n,)``, increasing: the sample index of each update.
+    values:
+        Shape ``(n, k)``: the value of each update.
+    initial:
+        Shape ``(k,)``: what is shown before the first update.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(m, k)``: the latest update at or before each instant, else ``initial``.
+    """
+    at = np.asarray(instants, dtype=np.int64)
+    updates = np.asarray(update_index, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    first = np.asarray(initial, dtype=np.float64).reshape(-1)
+    latest = np.searchsorted(updates, at, side="right") - 1
+    held = np.repeat(first[None, :], at.size, axis=0)
+    known = latest >= 0
+    held[known] = vals[latest[known]]
+    return held

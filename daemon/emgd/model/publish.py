@@ -75,6 +75,7 @@ def publish(
         for key in (
             "best_baseline",
             "network_vs_best_pct",
+            "network_at_baseline_windows_vs_best_pct",
             "best_baseline_same_hops",
             "network_vs_best_same_hops_pct",
         ):
