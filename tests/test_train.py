@@ -223,11 +223,26 @@ def test_map_dropout_zeroes_whole_sequences_of_maps_and_keeps_the_band_amplitude
     assert bool((drop_maps(feats, 4, 1.0, np.random.default_rng(0))[..., :4] == 0).all())
 
 
-def test_map_dropout_trains(split: Split) -> None:
+def test_map_dropout_acts_only_with_band_amplitudes(
+    split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emgd.model.train as train_module
+
+    seen: list[int] = []
+
+    def counting(feats: torch.Tensor, n_maps: int, p: float, rng: np.random.Generator) -> object:
+        seen.append(n_maps)
+        return drop_maps(feats, n_maps, p, rng)
+
+    monkeypatch.setattr(train_module, "drop_maps", counting)
     config = dataclasses.replace(FAST, sequence_hops=10, max_epochs=1, map_dropout=0.5)
     result = train_model(split, spec=BANDED, seed=0, max_minutes=1.0, config=config)
     assert result.report["config"]["map_dropout"] == 0.5
     assert np.isfinite(result.history[0]["train_loss"])
+    assert seen and set(seen) == {BANDED.map_feature_count}
+    seen.clear()
+    train_model(split, spec=SMALL, seed=0, max_minutes=1.0, config=config)
+    assert seen == []  # without band amplitudes only the history would be left
 
 
 def _script_validation(monkeypatch: pytest.MonkeyPatch, offsets: list[float]) -> None:
@@ -446,6 +461,7 @@ def _notes_text() -> str:
         "every epoch each recording cut into 4 pieces (at least 1 s) joined in a random order",
         "L1 + MSE on angles / 30 deg plus 0.3 x gesture cross-entropy",
         "per-channel gain jitter (log-sd 0.15)",
+        "all map inputs of a sequence zeroed with probability 0.25 (map_dropout)",
         "noisy true history (sd 10 deg) before each sequence",
         "early stopping, patience 8",
     ],
@@ -493,6 +509,7 @@ def test_train_config_defaults_are_the_recipe_in_the_notes() -> None:
     assert LOSS_SCALE_DEG == 30.0
     assert config.pose_loss_weight == 0.3
     assert config.gain_jitter == 0.15
+    assert config.map_dropout == 0.25
     assert config.history_noise_deg == 10.0
     assert config.patience_epochs == 8
 
