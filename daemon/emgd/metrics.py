@@ -6,8 +6,8 @@ the coefficient of determination R² per finger and its mean, and for effort ram
 correlation of predicted mean flexion with the target's mean flexion (which on a ramp is an
 affine function of effort, rising for a flexing gesture and falling for hand open, so a
 perfect proportional controller scores 1 on both); and the zero-order hold that reads an
-output updated now and then at the instants it is scored at. It must not know models, windows or
-files: predictions and targets come in as arrays.
+output updated now and then at the instants it is scored at. It must not know models,
+windows or files: predictions and targets come in as arrays.
 """
 
 from __future__ import annotations

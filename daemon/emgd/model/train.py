@@ -65,8 +65,9 @@ HistoryMode = Literal["own", "rest", "target"]
 
 RECIPE_NOTES = """\
 Recipe (same for every participant and dataset; chosen on the held-out last training rep,
-closed-loop validation MAE, 3DC Participant1 (and 2 for the last changes) and
-ContractionIntensity S1 only; test figures are quoted, never used to choose):
+closed-loop validation MAE: 3DC Participant1 (and 2) and ContractionIntensity S1 at
+first, all six shared participants from the band amplitudes on; test figures are quoted,
+never used to choose):
 * seed spec with T = 10, dropout 0.1, log band amplitudes over 200 ms (band_amplitude_s
   0.2) and the pose-mixture head over the data's gestures;
   AdamW lr 1e-3, weight decay 0.05; sequences of 50 hops (1 s) rolled out closed loop
@@ -260,8 +261,8 @@ ContractionIntensity S1 only; test figures are quoted, never used to choose):
   test errors come from the session break (above), and the band amplitudes carry over
   to a new session better than the maps. What is left (P4, seed 0, test session, 1 s
   and more into a file) is whole gestures misread: rest, open and chuck within 1.0-1.7
-  deg, power grip 13.7 deg short on average, pinch pulled towards chuck (8.4 deg). CLI runs
-  (emgd train --set map_dropout=0.25, 6 minutes, two side by side; emgd eval),
+  deg, power grip 13.7 deg short on average, pinch pulled towards chuck (8.4 deg). CLI
+  runs (emgd train --set map_dropout=0.25, 6 minutes, two side by side; emgd eval),
   validation after sharpness / test, the recipe of the same seed in brackets. Seed 0:
   P1 3.4 / 5.4 (3.8 / 6.4), P2 5.0 / 8.2 (5.7 / 7.9), P3 10.8 / 10.4 (11.8 / 16.2), P4
   4.0 / 5.6 (4.4 / 6.6), S1 5.5 / 6.4, ramp r 0.78 and 0.80 (5.4 / 4.9, 0.78 and 0.80),
