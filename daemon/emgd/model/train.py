@@ -274,6 +274,15 @@ never used to choose):
   0); S2 better with seed 0, worse by 1.8 with seed 1. Probability 0.5 (seed 0): P1
   3.5 / 5.4, P2 4.9 / 7.8, P3 11.8 / 13.3, P4 4.05 / 5.65, S1 6.2 / 6.0 (ramp r 0.78,
   0.82), S2 11.55 / 10.75 (0.76, 0.82): S1's validation worse by 0.8, so 0.25.
+  Seed 2 of this recipe: P1 3.7 / 4.5, P2 5.6 / 7.6, P3 12.5 / 15.5 (early stopping
+  kept epoch 7 of 15), P4 5.4 / 5.2, S1 6.1 / 6.1 (ramp r 0.78 and 0.80), S2 11.1 /
+  10.6 (0.78 and 0.80).
+* patience 16 instead of 8 (seed 2, the runs just above in brackets): P1 3.1 / 4.3
+  (3.7 / 4.5), P2 4.9 / 7.1 (5.6 / 7.6), P3 11.6 / 11.1 (12.5 / 15.5), P4 3.6 / 5.8
+  (5.4 / 5.2); S1 and S2 unchanged (no better epoch in the extra ones). Not adopted: a
+  longer patience can only lower the validation MAE it keeps, so validation cannot
+  choose it, and on the test session it helped three and hurt one. A candidate for a
+  stopping rule that validation can judge (several reps).
 """
 
 MAX_TORCH_THREADS = 2
