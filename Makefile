@@ -46,7 +46,7 @@ clean:
 install:
 	bash systemd/install.sh
 
-## Reproduce the shipped default model (synthetic wearer, 1 kHz x 8 channels): ~8 minutes.
+## Reproduce the shipped default model (synthetic wearer, 1 kHz x 8 channels): ~15 minutes.
 model: $(STAMP)
-	$(BIN)/emgd train --dataset synthetic --participant seed0 --recordings 12 --minutes 6 \
+	$(BIN)/emgd train --dataset synthetic --participant seed0 --recordings 12 \
 		--seed 0 --out models/default.onnx

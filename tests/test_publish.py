@@ -64,6 +64,9 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
     # --set spec.KEY changes the model spec, which the exported graph and card carry.
     assert model.spec.dropout == 0.1
     assert model.spec.band_amplitude_s == 0.2  # the rest is the recipe's spec
+    # The recipe is a median of three networks, seeded 0, 1, 2 for --seed 0 (the default).
+    assert model.spec.members == 3
+    assert [m["seed"] for m in card["training"]["members"]] == [0, 1, 2]
     scores = card["test_closed_loop"]
     assert {"network", "ridge", "lda", "rest", "lda_same_hops", "ridge_same_hops"} <= set(scores)
     assert card["best_baseline_same_hops"] in ("lda_same_hops", "ridge_same_hops")
@@ -74,6 +77,7 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
     chosen = card["training"]["class_sharpness"]["chosen"]
     assert model.spec.class_sharpness == chosen
     assert f"Class sharpness {chosen:.2f}, chosen on the validation rep" in md
+    assert "3 members (seed 0: best epoch" in md
     json.dumps(card)  # JSON-clean
     assert out_path.stat().st_mode & 0o777 == 0o644
 
@@ -108,3 +112,24 @@ def test_train_set_names_the_bad_setting_in_one_line(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip()
     assert "--set pieces=1: no recipe setting 'pieces'" in err and "pieces_per_recording" in err
     assert "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "minutes"),
+    [((), 18.0), (("--set", "spec.members=1"), 6.0), (("--minutes", "2"), 2.0)],
+)
+def test_train_budget_defaults_to_six_minutes_per_member(
+    monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...], minutes: float
+) -> None:
+    import emgd.model.train
+
+    seen: list[float] = []
+
+    def record(*args: object, max_minutes: float, **kwargs: object) -> None:
+        seen.append(max_minutes)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(emgd.model.train, "train_model", record)
+    args = ["train", "--dataset", "synthetic", "--participant", "seed1", "--recordings", "2"]
+    assert main([*args, "--out", "x.onnx", *extra]) == exit_code_for(ConfigError("x"))
+    assert seen == [minutes]

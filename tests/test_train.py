@@ -13,6 +13,7 @@ import torch
 from emgd.data.recording import Recording
 from emgd.data.splits import Split, synthetic_split
 from emgd.errors import ConfigError, DatasetError
+from emgd.model.ensemble import MedianEnsemble
 from emgd.model.network import EmgNet
 from emgd.model.spec import SILENCE_KERNEL, ModelSpec
 from emgd.model.stream import build_stream, hop_ends, protocol_order
@@ -404,6 +405,7 @@ def test_history_inputs_change_the_closed_loop_output(split: Split, trained: Tra
     own = evaluate_closed_loop(trained, split.test, history_mode="own")
     fixed = evaluate_closed_loop(trained, split.test, history_mode="rest")
     assert own["mae_mean_deg"] != fixed["mae_mean_deg"]
+    assert isinstance(trained.net, EmgNet)
     first = trained.net.head[0]
     assert isinstance(first, torch.nn.Linear)
     history_weights = first.weight.detach()[:, SMALL.feature_count :]
@@ -411,6 +413,7 @@ def test_history_inputs_change_the_closed_loop_output(split: Split, trained: Tra
 
 
 def test_silence_kernel_is_unchanged_by_training(trained: TrainResult) -> None:
+    assert isinstance(trained.net, EmgNet)
     assert _silence_taps(trained.net) == list(SILENCE_KERNEL)
 
 
@@ -478,6 +481,7 @@ def test_recipe_spec_is_the_spec_the_notes_validated(fs_hz: float, n_channels: i
     assert spec.dropout == 0.1
     assert spec.head == "pose_mixture"
     assert spec.band_amplitude_s == 0.2
+    assert spec.members == 3
     # Every other field keeps its seed value.
     seed = ModelSpec(sample_rate_hz=fs_hz, n_channels=n_channels)
     assert spec == ModelSpec(
@@ -487,6 +491,7 @@ def test_recipe_spec_is_the_spec_the_notes_validated(fs_hz: float, n_channels: i
         dropout=0.1,
         head="pose_mixture",
         band_amplitude_s=0.2,
+        members=3,
     )
     assert (spec.branches, spec.stage2, spec.mlp, spec.history, spec.pool_s) == (
         seed.branches,
@@ -526,8 +531,11 @@ def test_train_model_defaults_to_the_recipe_spec(split: Split) -> None:
     assert result.report["spec"]["common_length"] == 10
     assert result.report["spec"]["dropout"] == 0.1
     assert result.report["spec"]["band_amplitude_s"] == 0.2
+    assert result.report["spec"]["members"] == 3
+    assert isinstance(result.net, MedianEnsemble)
     # The band standardisation was set from the training stream, not left at the identity.
-    assert not torch.equal(result.net.band_mean, torch.zeros_like(result.net.band_mean))
+    for member in result.net.nets:
+        assert not torch.equal(member.band_mean, torch.zeros_like(member.band_mean))
 
 
 def test_settings_change_the_recipe_by_field_type() -> None:

@@ -112,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--participant", required=True, help="e.g. Participant1, S1, seed0")
     tr.add_argument("--datasets", type=Path, default=None, help="datasets folder")
     tr.add_argument("--out", type=Path, required=True, help="ONNX file to write")
-    tr.add_argument("--minutes", type=float, default=6.0, help="training time budget")
+    tr.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="training time budget in all (default: 6 per member of the model, 18 for the "
+        "recipe's three; each member gets an equal share of the time left)",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument(
         "--threads",
@@ -436,6 +442,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         ) from None
     from emgd.model.publish import publish
     from emgd.model.train import (
+        RECIPE_MINUTES_PER_MEMBER,
         config_with_settings,
         recipe_spec_for,
         spec_with_settings,
@@ -464,14 +471,17 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         split = load_split(args.dataset, args.participant, args.datasets or find_datasets_root())
     # No training recordings: no spec, and train_model says so in one line.
     spec = spec_with_settings(args.settings, recipe_spec_for(split.train)) if split.train else None
+    members = 1 if spec is None else spec.members
+    minutes = RECIPE_MINUTES_PER_MEMBER * members if args.minutes is None else args.minutes
     log.info(
-        "training %s %s: %d recordings, budget %.1f min",
+        "training %s %s: %d recordings, %d member(s), budget %.1f min",
         args.dataset,
         args.participant,
         len(split.train),
-        args.minutes,
+        members,
+        minutes,
     )
-    result = train_model(split, spec=spec, seed=args.seed, max_minutes=args.minutes, config=config)
+    result = train_model(split, spec=spec, seed=args.seed, max_minutes=minutes, config=config)
     command = " ".join(["emgd", *sys.argv[1:]]) if sys.argv else "emgd train"
     card = publish(
         result, split, args.out, seed=args.seed, command=command, evaluate=not args.no_eval

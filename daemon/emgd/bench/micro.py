@@ -130,7 +130,7 @@ def load_onnx_weights(net: nn.Module, model_path: Path) -> int:
     Parameters
     ----------
     net:
-        The network, built from the model's spec (e.g. ``EmgNet(OnnxModel(path).spec)``).
+        The network, built from the model's spec (e.g. ``build_network(OnnxModel(path).spec)``).
     model_path:
         The ``.onnx`` file (read only).
 
@@ -205,9 +205,9 @@ class _TorchSide:
         import onnx  # noqa: F401  (load_onnx_weights needs it: fail here, before any work)
         import torch
 
-        from emgd.model.network import EmgNet
+        from emgd.model.ensemble import build_network
 
-        self.net = EmgNet(model.spec)
+        self.net = build_network(model.spec)
         load_onnx_weights(self.net, model.path)
         self.net.eval()
         # emg (1, C, W): the window transposed, as the ONNX graph takes it; history (1, H).

@@ -208,7 +208,8 @@ def export_onnx(
     Parameters
     ----------
     net:
-        An :class:`~emgd.model.network.EmgNet` (put in eval mode here) built from ``spec``.
+        The network of ``spec`` (:func:`~emgd.model.ensemble.build_network`; put in eval
+        mode here).
     spec:
         Its spec (stored under ``emgd.spec``).
     contract:

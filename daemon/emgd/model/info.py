@@ -83,6 +83,15 @@ def _output_text(spec: ModelSpec) -> str:
     )
 
 
+def _members_text(spec: ModelSpec) -> str:
+    if spec.members == 1:
+        return "1 (a single network)"
+    return (
+        f"{spec.members} networks of this shape, trained from their own seeds; the output is "
+        "their per-angle median (counts below are for all of them)"
+    )
+
+
 def model_info_text(spec: ModelSpec, title: str | None = None) -> str:
     """Return the ``emgd model info`` report of a spec (lines end with ``\\n``).
 
@@ -144,6 +153,7 @@ def model_info_text(spec: ModelSpec, title: str | None = None) -> str:
             + (f" (dropout {spec.dropout:g})" if spec.dropout > 0 else ""),
         ),
         _row("output", _output_text(spec)),
+        _row("members", _members_text(spec)),
         _row(
             "parameters",
             f"{spec.parameter_count():,} (stage 1 {params['stage1']:,}, stage 2 "

@@ -259,6 +259,11 @@ class EmgNet(nn.Module):
 
     def __init__(self, spec: ModelSpec, seed: int | None = None) -> None:
         super().__init__()
+        if spec.members != 1:
+            raise ModelError(
+                f"EmgNet is one network; a spec with members = {spec.members} is built by "
+                "emgd.model.ensemble.build_network"
+            )
         self.spec = spec
         self.branches = nn.ModuleList(
             Branch(plan, spec.common_length, spec.pool_steps(plan), spec.band_steps(plan))

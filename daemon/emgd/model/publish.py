@@ -107,6 +107,20 @@ def _fmt(value: object) -> str:
     return "—" if value is None else str(value)
 
 
+def _epochs_text(training: dict[str, Any]) -> str:
+    """Best epoch of the network, or of each member of an ensemble, with its validation MAE."""
+    members = training.get("members")
+    if not isinstance(members, list) or len(members) < 2:
+        return f"best epoch {training.get('best_epoch', '—')} of {training.get('epochs_run', '—')}"
+    each = "; ".join(
+        f"seed {m.get('seed', '—')}: best epoch {m.get('best_epoch', '—')} of "
+        f"{m.get('epochs_run', '—')}, validation {_fmt(m.get('best_val_mae_deg'))}°"
+        for m in members
+        if isinstance(m, dict)
+    )
+    return f"{len(members)} members ({each})"
+
+
 def _sharpness_lines(report: object) -> list[str]:
     """The validation scores behind the chosen class sharpness (pose-mixture head)."""
     if not isinstance(report, dict) or not report.get("candidates"):
@@ -153,8 +167,8 @@ def _markdown(card: dict[str, Any], info: str, path: Path) -> str:
     lines += [
         "",
         f"Training time: {_fmt(training.get('training_seconds'))} s "
-        f"({training.get('torch_threads', '?')} torch threads), best epoch "
-        f"{training.get('best_epoch', '—')} of {training.get('epochs_run', '—')}. "
+        f"({training.get('torch_threads', '?')} torch threads), "
+        f"{_epochs_text(training)}. "
         f"ONNX vs PyTorch max difference: {card['onnx_vs_torch_max_diff_deg']:.1e}°.",
         *_sharpness_lines(training.get("class_sharpness")),
         "",

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import reduce
 from itertools import pairwise
 from typing import Any
@@ -84,6 +84,7 @@ HOP_BOUNDS_S = (0.0001, 10.0)
 DROPOUT_BOUNDS = (0.0, 0.95)
 MAX_GESTURES = 64  # classes of the pose-mixture softmax (see ModelSpec.gestures)
 SHARPNESS_BOUNDS = (1.0, 1000.0)
+MEMBERS_BOUNDS = (1, 9)
 ANGLE_BOUNDS_DEG = (-360.0, 360.0)
 
 # Output heads: "direct" is the seed's ``lo + (hi − lo)·sigmoid`` per angle; "pose_mixture"
@@ -538,6 +539,12 @@ class ModelSpec:
         Pose-mixture head only: the class weights are ``softmax(s·z)`` at inference
         (1: as trained; larger commits more firmly to the most likely gesture, as a
         classifier mapped to poses does). Training fits at 1 and picks ``s`` on validation.
+    members:
+        Copies of this network, each trained from its own seed, run side by side on the
+        same window and history; the output is their per-angle median (1: a single
+        network). A median of three ignores one copy that went astray, which a single
+        training run's seed and early stop can make happen. Parameters and MACs count
+        every copy; the copies share the head's class sharpness.
     """
 
     sample_rate_hz: float = 1000.0
@@ -558,6 +565,7 @@ class ModelSpec:
     band_amplitude_s: float | None = None
     gestures: tuple[tuple[str, str], ...] = ()
     class_sharpness: float = 1.0
+    members: int = 1
     _plans: tuple[BranchPlan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -577,6 +585,7 @@ class ModelSpec:
         _check_int_tuple(where, "mlp", self.mlp, MLP_WIDTH_BOUNDS, MLP_DEPTH_BOUNDS)
         _check_int(where, "n_outputs", self.n_outputs, N_OUTPUTS_BOUNDS)
         _check_int(where, "history", self.history, HISTORY_BOUNDS)
+        _check_int(where, "members", self.members, MEMBERS_BOUNDS)
         self._set("dropout", _check_float(where, "dropout", self.dropout, DROPOUT_BOUNDS))
         self._check_angle_range()
         self._check_head()
@@ -895,6 +904,11 @@ class ModelSpec:
         """Widths from the MLP input to the output: ``(features + history, *mlp, head_inputs)``."""
         return (self.feature_count + self.history_inputs, *self.mlp, self.head_inputs)
 
+    @property
+    def member(self) -> ModelSpec:
+        """The spec of one member (this spec with ``members = 1``)."""
+        return replace(self, members=1)
+
     def parameter_breakdown(self) -> dict[str, int]:
         """Trainable parameters per part: ``stage1``, ``stage2``, ``mlp``.
 
@@ -908,15 +922,16 @@ class ModelSpec:
         )
         sizes = self.mlp_sizes
         mlp = sum(n_in * n_out + n_out for n_in, n_out in pairwise(sizes))
-        return {"stage1": stage1, "stage2": stage2, "mlp": mlp}
+        one = {"stage1": stage1, "stage2": stage2, "mlp": mlp}
+        return {part: count * self.members for part, count in one.items()}
 
     def parameter_count(self) -> int:
-        """Trainable parameters of the network (weights and biases)."""
+        """Trainable parameters of the network (weights and biases; every member's)."""
         return sum(self.parameter_breakdown().values())
 
     def fixed_weight_count(self) -> int:
-        """Taps of fixed kernels (stored in the model, never trained)."""
-        return sum(
+        """Taps of fixed kernels (stored in the model, never trained; every member's)."""
+        return self.members * sum(
             len(layer.fixed_kernel)
             for p in self._plans
             for layer in p.layers
@@ -927,8 +942,8 @@ class ModelSpec:
         """Multiply-accumulates per inference (batch 1) per part: ``stage1``, ``stage2``, ``mlp``.
 
         A convolution costs ``C·L_out·out·in·k`` (fixed kernels included, as they are run);
-        a linear layer ``in·out``. Biases, ReLUs, the sigmoid and the history scaling are
-        not counted.
+        a linear layer ``in·out``. Biases, ReLUs, the sigmoid, the history scaling and
+        the members' median are not counted; every member is.
         """
         totals = {"stage1": 0, "stage2": 0, "mlp": 0}
         for plan in self._plans:
@@ -943,7 +958,7 @@ class ModelSpec:
                 totals[f"stage{layer.stage}"] += macs * layer.kernel
         sizes = self.mlp_sizes
         totals["mlp"] = sum(n_in * n_out for n_in, n_out in pairwise(sizes))
-        return totals
+        return {part: macs * self.members for part, macs in totals.items()}
 
     def macs_per_inference(self) -> int:
         """Multiply-accumulates of one inference at batch 1 (see :meth:`macs_breakdown`)."""
@@ -976,6 +991,7 @@ class ModelSpec:
             "band_amplitude_s": self.band_amplitude_s,
             "gestures": [list(g) for g in self.gestures],
             "class_sharpness": self.class_sharpness,
+            "members": self.members,
         }
 
     @classmethod

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +46,7 @@ from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Normaliser
 from emgd.errors import ConfigError, DatasetError, ModelError
 from emgd.metrics import summarise
+from emgd.model.ensemble import MedianEnsemble, build_network, median_angles, member_seed
 from emgd.model.network import Branch, EmgNet, conv1d_by_taps, single_map_taps
 from emgd.model.spec import BAND_AMPLITUDE_FLOOR, HEAD_POSE_MIXTURE, ModelSpec
 from emgd.model.stream import (
@@ -59,9 +61,12 @@ from emgd.model.stream import (
 )
 from emgd.poses import REST, pose_angles_deg
 
+log = logging.getLogger(__name__)
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 HistoryMode = Literal["own", "rest", "target"]
+Network = EmgNet | MedianEnsemble
 
 RECIPE_NOTES = """\
 Recipe (same for every participant and dataset; chosen on the held-out last training rep,
@@ -399,7 +404,7 @@ class TrainResult:
         JSON-ready summary: seed, config, data, best epoch, validation metrics, timing.
     """
 
-    net: EmgNet
+    net: Network
     spec: ModelSpec
     normaliser: Normaliser
     filter_spec: FilterSpec
@@ -412,6 +417,10 @@ RECIPE_COMMON_LENGTH = 10
 RECIPE_DROPOUT = 0.1
 RECIPE_HEAD = HEAD_POSE_MIXTURE
 RECIPE_BAND_AMPLITUDE_S = 0.2
+RECIPE_MEMBERS = 3
+# Training minutes per member that the recipe's figures were measured with (`emgd train`
+# gives each member this much unless --minutes says otherwise).
+RECIPE_MINUTES_PER_MEMBER = 6.0
 
 
 def recipe_spec(
@@ -424,7 +433,8 @@ def recipe_spec(
     The seed network with ``T`` = :data:`RECIPE_COMMON_LENGTH`, dropout
     :data:`RECIPE_DROPOUT` before each MLP layer, log band amplitudes over
     :data:`RECIPE_BAND_AMPLITUDE_S` and the pose-mixture head over ``gestures`` (default:
-    one class per pose), at the data's sampling rate and channel count.
+    one class per pose), at the data's sampling rate and channel count, as a median of
+    :data:`RECIPE_MEMBERS` members.
     """
     return ModelSpec(
         sample_rate_hz=sample_rate_hz,
@@ -434,6 +444,7 @@ def recipe_spec(
         head=RECIPE_HEAD,
         band_amplitude_s=RECIPE_BAND_AMPLITUDE_S,
         gestures=tuple(gestures),
+        members=RECIPE_MEMBERS,
     )
 
 
@@ -682,13 +693,16 @@ def _rollout(
 
 @torch.no_grad()
 def closed_loop_predict(
-    net: EmgNet,
+    net: Network,
     emg_norm: FloatArray,
     *,
     history_mode: HistoryMode = "own",
     targets_deg: FloatArray | None = None,
 ) -> tuple[IntArray, FloatArray]:
     """Replay a normalised stream closed loop, one inference per hop, as the daemon would.
+
+    An ensemble's members each see the same window and history, and the history fed back
+    is their median (the ensemble's output), as in the exported model.
 
     Parameters
     ----------
@@ -705,6 +719,7 @@ def closed_loop_predict(
         Shapes ``(K,)`` (newest sample of each window) and ``(K, 5)``.
     """
     spec = net.spec
+    nets = net.nets if isinstance(net, MedianEnsemble) else (net,)
     was_training = net.training
     net.eval()
     window, hop = spec.window_samples, spec.hop_samples
@@ -717,8 +732,8 @@ def closed_loop_predict(
         chunk = ends[first : first + REPLAY_CHUNK_HOPS]
         start = int(chunk[0]) - window + 1
         segment = signal[:, start : int(chunk[-1]) + 1].unsqueeze(0)
-        feats = features_at(net, segment, (chunk - start).tolist())
-        projection = net.project_features(feats[0])
+        offsets = (chunk - start).tolist()
+        projections = [m.project_features(features_at(m, segment, offsets)[0]) for m in nets]
         for i in range(chunk.size):
             if history_mode == "target":
                 if targets_deg is None:
@@ -733,8 +748,11 @@ def closed_loop_predict(
                         for p in prev
                     ]
                 ).reshape(1, -1)
-            z = net.logits_from_projection(projection[i : i + 1], history)
-            y = net.angles_from_logits(z)
+            outs = [
+                m.angles_from_logits(m.logits_from_projection(p[i : i + 1], history))
+                for m, p in zip(nets, projections, strict=True)
+            ]
+            y = outs[0] if len(outs) == 1 else median_angles(torch.stack(outs))
             preds.append(y[0])
             if history_mode == "own":
                 history = torch.cat([y, history[:, : history.shape[1] - spec.n_outputs]], dim=1)
@@ -963,7 +981,7 @@ def _split_validation(
 EpochStream = Callable[[np.random.Generator], _Prepared]
 
 
-def _closed_loop_mae(net: EmgNet, data: _Prepared) -> float:
+def _closed_loop_mae(net: Network, data: _Prepared) -> float:
     """Mean absolute angle error (deg) of a closed-loop replay of ``data``."""
     ends, pred = closed_loop_predict(net, data.emg_norm)
     return float(np.abs(pred - data.stream.targets_deg[ends]).mean())
@@ -1044,7 +1062,9 @@ def train_model(
     seed:
         Seeds the initialisation, the sampling and the augmentation (CPU runs repeat).
     max_minutes:
-        Wall-time budget for the whole training (the best state so far is kept).
+        Wall-time budget for the whole training (the best state so far is kept). The
+        members of an ensemble train one after the other, each with an equal share of
+        the time left when it starts.
     config:
         The recipe (default :class:`TrainConfig`).
     mains_hz:
@@ -1066,11 +1086,14 @@ def train_model(
             f"model spec is for {spec.n_channels} channels at {spec.sample_rate_hz:g} Hz, "
             f"the training data has {n_channels} at {fs:g} Hz"
         )
+    if config.refit_all and spec.members > 1:
+        raise ConfigError(
+            f"refit_all trains one network again; the spec has members = {spec.members} "
+            "(set spec.members=1 to refit)"
+        )
     t_start = time.monotonic()
     deadline_s = t_start + 60.0 * max_minutes
     torch.set_num_threads(min(MAX_TORCH_THREADS, torch.get_num_threads()))
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     filter_spec = contract_filter_spec(recordings[0].dataset, mains_hz)
     full_stream = build_stream(recordings, filter_spec)
     calibration = calibrate(full_stream)
@@ -1095,25 +1118,64 @@ def train_model(
         return shuffled
 
     val_data = _prepare(build_stream(val_recs, filter_spec), normaliser, spec) if val_recs else None
-    net = EmgNet(spec, seed=seed)
+    fit_data = None
     if spec.band_amplitude_s is not None:  # only then is the fit stream needed here
-        standardise_bands(net, _prepare(build_stream(fit_recs, filter_spec), normaliser, spec).emg)
+        fit_data = _prepare(build_stream(fit_recs, filter_spec), normaliser, spec)
     history: list[dict[str, float]] = []
     fit_deadline_s = deadline_s
     if config.refit_all and val_data is not None:
         # The refit runs as many epochs over all the samples: give each fit its share.
         n_fit = sum(r.n_samples for r in fit_recs)
         fit_deadline_s = t_start + (deadline_s - t_start) * n_fit / (n_fit + full_stream.n_samples)
-    best_epoch, best_val = _fit(
-        net,
-        epoch_stream(fit_recs),
-        val_data,
-        config=config,
-        rng=rng,
-        deadline_s=fit_deadline_s,
-        epochs=config.max_epochs,
-        history=history,
-    )
+    members: list[EmgNet] = []
+    member_reports: list[dict[str, Any]] = []
+    for index in range(spec.members):
+        # Each member gets an equal share of the time left, so one that stops early leaves
+        # its time to those after it. Seeding here makes member i the same network as a
+        # single-network run with its seed.
+        share_deadline_s = time.monotonic() + (fit_deadline_s - time.monotonic()) / (
+            spec.members - index
+        )
+        seed_i = member_seed(seed, index, spec.members)
+        torch.manual_seed(seed_i)
+        rng = np.random.default_rng(seed_i)
+        member = EmgNet(spec.member, seed=seed_i)
+        if fit_data is not None:
+            standardise_bands(member, fit_data.emg)
+        rows: list[dict[str, float]] = []
+        t_member = time.monotonic()
+        best_epoch, best_val = _fit(
+            member,
+            epoch_stream(fit_recs),
+            val_data,
+            config=config,
+            rng=rng,
+            deadline_s=share_deadline_s,
+            epochs=config.max_epochs,
+            history=rows,
+        )
+        history += [row | {"member": index} for row in rows] if spec.members > 1 else rows
+        members.append(member)
+        member_reports.append(
+            {
+                "seed": seed_i,
+                "best_epoch": best_epoch,
+                "best_val_mae_deg": best_val if math.isfinite(best_val) else None,
+                "epochs_run": len(rows),
+                "seconds": time.monotonic() - t_member,
+            }
+        )
+        log.info(
+            "member %d of %d (seed %d): best epoch %d of %d, validation MAE %.2f deg, %.0f s",
+            index + 1,
+            spec.members,
+            seed_i,
+            best_epoch,
+            len(rows),
+            best_val,
+            member_reports[-1]["seconds"],
+        )
+    net: Network = members[0] if spec.members == 1 else MedianEnsemble(members)
     val_report: dict[str, Any] | None = None
     history_effect: dict[str, float] | None = None
     sharpness_report: dict[str, Any] | None = None
@@ -1129,6 +1191,7 @@ def train_model(
             "val_mae_rest_history_deg": rest_report["mae_mean_deg"],
         }
     refit_epochs = 0
+    best_epoch = int(member_reports[0]["best_epoch"])
     if config.refit_all and val_data is not None and time.monotonic() < deadline_s:
         net = EmgNet(net.spec, seed=seed)
         if spec.band_amplitude_s is not None:
@@ -1161,8 +1224,10 @@ def train_model(
         "train_hops": int(
             hop_ends(sum(r.n_samples for r in fit_recs), spec.window_samples, spec.hop_samples).size
         ),
-        "best_epoch": best_epoch,
-        "best_val_mae_deg": best_val if math.isfinite(best_val) else None,
+        # One network: its best epoch and validation MAE; an ensemble: see "members".
+        "best_epoch": best_epoch if spec.members == 1 else None,
+        "best_val_mae_deg": member_reports[0]["best_val_mae_deg"] if spec.members == 1 else None,
+        "members": member_reports,
         "refit_epochs": refit_epochs,
         "validation": val_report,
         "history_effect": history_effect,
@@ -1177,13 +1242,13 @@ def train_model(
 # ----------------------------------------------------------------------------- sharpness
 
 
-def with_sharpness(net: EmgNet, sharpness: float) -> EmgNet:
-    """A copy of a pose-mixture network whose head uses ``class_sharpness = sharpness``."""
+def with_sharpness(net: Network, sharpness: float) -> Network:
+    """A copy of a pose-mixture network (every member) whose head uses ``sharpness``."""
     spec = replace(net.spec, class_sharpness=float(sharpness))
     # Building a module draws its default init from torch's global generator; restore it,
     # so scoring a sharpness mid-training does not change the dropout masks that follow.
     with torch.random.fork_rng():
-        copy_net = EmgNet(spec)
+        copy_net = build_network(spec)
     copy_net.load_state_dict(net.state_dict())
     return copy_net.eval()
 
@@ -1209,8 +1274,8 @@ def pick_sharpness(rows: Sequence[Mapping[str, Any]]) -> float:
 
 
 def choose_sharpness(
-    net: EmgNet, val: _Prepared
-) -> tuple[EmgNet, dict[str, Any] | None, dict[str, Any] | None]:
+    net: Network, val: _Prepared
+) -> tuple[Network, dict[str, Any] | None, dict[str, Any] | None]:
     """The network with the class sharpness of lowest closed-loop validation MAE.
 
     Candidates are :data:`SHARPNESS_CANDIDATES`. Where the validation data has effort
@@ -1229,7 +1294,7 @@ def choose_sharpness(
     if net.spec.head != HEAD_POSE_MIXTURE:
         return net, None, None
     rows: list[dict[str, Any]] = []
-    scored: dict[float, tuple[EmgNet, dict[str, Any]]] = {}
+    scored: dict[float, tuple[Network, dict[str, Any]]] = {}
     for sharpness in SHARPNESS_CANDIDATES:
         candidate = with_sharpness(net, sharpness)
         ends, pred = closed_loop_predict(candidate, val.emg_norm)
@@ -1282,7 +1347,7 @@ def load_checkpoint(path: Path) -> TrainResult:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not an emgd checkpoint (format {CHECKPOINT_FORMAT})")
     spec = ModelSpec.from_dict(payload["spec"])
-    net = EmgNet(spec)
+    net = build_network(spec)
     net.load_state_dict(payload["state_dict"])
     net.eval()
     normaliser = Normaliser(
@@ -1306,6 +1371,7 @@ SPEC_SETTINGS: dict[str, str] = {
     "dropout": "float",
     "pool_s": "float?",
     "band_amplitude_s": "float?",
+    "members": "int",
 }
 _AT_LEAST_ONE = frozenset({"sequence_hops", "batch_sequences", "max_epochs", "patience_epochs"})
 # ... and fields that are factors of at most 1.
