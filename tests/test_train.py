@@ -459,6 +459,7 @@ def _notes_text() -> str:
     [
         "seed spec with T = 10, dropout 0.1, log band amplitudes over 200 ms (band_amplitude_s "
         "0.2) and the pose-mixture head over the data's gestures",
+        "the per-angle median of 3 such networks (members), each trained from its own seed",
         "AdamW lr 1e-3, weight decay 0.05",
         "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 4 per step",
         "every epoch each recording cut into 4 pieces (at least 1 s) joined in a random order",
