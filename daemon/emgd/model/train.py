@@ -308,7 +308,11 @@ never used to choose):
   below the best of them for four. Test, all hops / at the baselines' windows: P1
   4.14 / 2.74, P2 7.08 / 6.36, P3 9.37 / 8.03, P4 3.80 / 2.20, S1 5.15 / 3.77 (ramp r
   0.80 / 0.93), S2 11.30 / 10.14 (0.81 / 0.86). Training takes three times as long
-  (6.7-17.5 min per participant), and inference three members' work.
+  (6.7-17.5 min per participant), and inference three members' work. With seed 1
+  (members 3, 4, 5), validation / test all hops / at the baselines' windows: P1 3.72 /
+  4.87 / 3.49, P2 4.00 / 5.90 / 5.14, P3 10.28 / 11.74 / 10.61, P4 5.04 / 5.25 / 3.81,
+  S1 5.41 / 5.19 / 3.53 (ramp r 0.78 / 0.81 / 0.90), S2 10.78 / 11.27 / 10.01 (0.76 /
+  0.84 / 0.89): P3 and P4 above LDA at the windows, and worse on validation than seed 0.
 """
 
 MAX_TORCH_THREADS = 2
