@@ -35,18 +35,10 @@ from emgd.model.train import (  # noqa: E402
     with_sharpness,
 )
 from emgd.poses import pose_angles_deg  # noqa: E402
+from tests.test_train import BANDED, FS_HZ, N_CHANNELS  # noqa: E402
 
-FS_HZ = 500.0
-N_CHANNELS = 4
-ONE = ModelSpec(
-    sample_rate_hz=FS_HZ,
-    n_channels=N_CHANNELS,
-    common_length=8,
-    mlp=(32, 16),
-    hop_s=0.04,
-    head="pose_mixture",
-    band_amplitude_s=0.03,
-)
+# One network: the small banded pose-mixture spec test_train trains.
+ONE = BANDED
 THREE = dataclasses.replace(ONE, members=3)
 # Few epochs and no early stop, so a run does not depend on the machine's speed.
 QUICK = TrainConfig(

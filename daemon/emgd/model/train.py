@@ -777,7 +777,7 @@ def closed_loop_predict(
                 m.angles_from_logits(m.logits_from_projection(p[i : i + 1], history))
                 for m, p in zip(nets, projections, strict=True)
             ]
-            y = outs[0] if len(outs) == 1 else median_angles(torch.stack(outs))
+            y = median_angles(torch.stack(outs))  # of one network: its own output
             preds.append(y[0])
             if history_mode == "own":
                 history = torch.cat([y, history[:, : history.shape[1] - spec.n_outputs]], dim=1)
