@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from emgd.calibration_store import StoredCalibration
+from emgd.clock import FakeClock
 from emgd.config import Config, load_config
 from emgd.errors import ModelError
 
@@ -67,9 +68,15 @@ def test_runs_on_the_simulated_board_and_reports(small_model: Path, tmp_path: Pa
         assert status["calibration"]["source"] == "test"
         cmd = np.array(status["angles_deg"]["commanded"])
         assert np.all((cmd >= 0) & (cmd <= 180))
-        assert "end_to_end" in status["latency_ms"]  # refreshed at the first hop
+        assert "filter" in status["latency_ms"]  # refreshed at the first hop
         assert "latency_run_ms" not in status  # only on request: the loop does not pay for it
-        assert daemon.status(since_start=True)["latency_run_ms"]["infer"]["p50"] > 0
+        run_ms = daemon.status(since_start=True)["latency_run_ms"]
+        assert run_ms["infer"]["p50"] > 0
+        # Every inference is timed from its window's newest sample, and the loop wakes
+        # just after that sample (hop_timing): on a free-running 20 ms timer the window
+        # would wait 10 ms for the loop on average.
+        assert run_ms["end_to_end"]["count"] == run_ms["infer"]["count"] > 40
+        assert run_ms["acquire"]["p50"] < 5.0
         assert len(status["channels"]) == 8
         assert daemon.hops > 80
     finally:
@@ -111,11 +118,12 @@ def test_an_adc_at_twice_the_model_rate_is_decimated(small_model: Path, tmp_path
         snap = daemon.status(since_start=True)
     finally:
         daemon.shutdown()
-    # One hop every 20 ms of model time whatever the ADC rate; the first window is full
-    # after about 1.5 s of model-rate samples.
-    assert 110 <= daemon.hops <= 130
+    # One window every 20 ms of model time (40 frames at 2 kHz), whatever the ADC rate;
+    # the first is full after about 1.5 s of model-rate samples. The loop hops once per
+    # window (woken by its last frame), never more often than one hop per 20 ms.
+    # Windows counted at the ADC's rate would come every 10 ms and drive the loop past 130.
+    assert 20 <= snap["latency_run_ms"]["infer"]["count"] <= daemon.hops <= 130
     assert snap["hop_ms"] == pytest.approx(20.0)
-    assert snap["latency_run_ms"]["infer"]["count"] >= 20
     assert snap["acquisition"]["achieved_rate_hz"] == pytest.approx(2000.0, rel=0.05)
 
 
@@ -190,3 +198,47 @@ def test_a_backlog_is_filtered_whole_but_only_its_newest_window_inferred(
     # window per hop.
     assert snap["acquisition"]["windows_skipped"] >= 20
     assert snap["latency_run_ms"]["infer"]["count"] <= daemon.hops
+
+
+class _Frames:
+    """The two counts the loop's wait looks at: frames published, frames to a window."""
+
+    def __init__(self, clock: FakeClock, needed: int, per_ms: float) -> None:
+        self.clock, self.needed, self.per_ms = clock, needed, per_ms
+
+    def frames_pending(self) -> int:
+        return int(self.clock.monotonic_ns() / 1e6 * self.per_ms)
+
+    @property
+    def frames_to_next_window(self) -> int:
+        return self.needed
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (1400, 1.0, False, 0.0),  # the first window still filling: no wait, nothing late
+        (20, 1.0, False, 20.0),  # due within the hop: waits for the frame, then hops
+        (15, 0.5, True, 20.0),  # due within it but published late: gives up after a hop
+    ],
+)
+def test_the_loop_waits_only_for_a_window_due_in_this_hop(
+    small_model: Path, tmp_path: Path, case: tuple[int, float, bool, float]
+) -> None:
+    """``case``: frames to the window, frames published per ms, late?, ms waited."""
+    from emgd.clock import FakeClock
+
+    needed, per_ms, late, waited_ms = case
+    from emgd.runner import Daemon
+
+    clock = FakeClock(start_ns=0)
+    daemon = Daemon(daemon_config(small_model, tmp_path), clock=clock, env={})
+    frames = _Frames(clock, needed, per_ms)
+    daemon._acq = frames  # type: ignore[assignment]
+    daemon._pipeline = frames
+    daemon._first_frame_ns = 0
+    daemon._hop_ns, daemon._frame_period_ns = 20_000_000, 1_000_000
+    daemon._await_window(0)
+    assert daemon._window_late is late
+    assert daemon._windows_late == int(late)
+    assert clock.monotonic_ns() / 1e6 == pytest.approx(waited_ms)

@@ -153,6 +153,10 @@ class AcquisitionProcess:
         """Frames published since the last call."""
         return self._ring.read_new(max_frames)
 
+    def frames_pending(self) -> int:
+        """Frames published and not read yet."""
+        return self._ring.frames_pending
+
     def stats(self) -> AcquisitionStats:
         return self._ring.writer_stats()
 

@@ -198,6 +198,18 @@ class InferencePipeline:
         return self._windower.frames_seen
 
     @property
+    def frames_to_next_window(self) -> int:
+        """Frames at the input rate still to come up to and including the one that
+        completes the next window (>= 1; the decimator's phase counted)."""
+        outputs = self._windower.next_newest_index() - self._windower.frames_seen + 1
+        return self._decimator.inputs_to_next_output + (outputs - 1) * self._decimator.factor
+
+    @property
+    def frames_per_window_step(self) -> int:
+        """Frames at the input rate between the newest samples of two windows."""
+        return self._windower.n_hop * self._decimator.factor
+
+    @property
     def history_deg(self) -> FloatArray:
         """The commanded history the next hop will see, newest vector first (a copy)."""
         return self._history_deg.copy()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emgd import __version__, calibration_store
+from emgd import __version__, calibration_store, hop_timing
 from emgd.acquisition import AcquisitionProcess, RealtimeRequest
 from emgd.board import ServoSide, open_servo_side
 from emgd.clock import NS_PER_S, Clock, SystemClock
@@ -213,6 +213,9 @@ class Daemon:
         self._model: Any = None
         self._calibration: calibration_store.StoredCalibration | None = None
         self._hop_ns = 0
+        self._frame_period_ns = 0
+        self._window_late = False  # the last wait for a window's frame gave up
+        self._windows_late = 0
         self._last_frame_ns = 0
         self._first_frame_ns: int | None = None
         self._first_frame_index = 0
@@ -349,6 +352,7 @@ class Daemon:
         self.state_dir = resolve_state_dir(cfg, self._env)
         self._calibration = self._load_calibration(contract.n_channels)
         self._hop_ns = round(contract.hop_samples * NS_PER_S / contract.sample_rate_hz)
+        self._frame_period_ns = round(NS_PER_S / self.config.adc.sample_rate_hz)
         return contract
 
     def _start_status_server(self) -> None:
@@ -487,13 +491,46 @@ class Daemon:
         with loop_scheduling(self.config.daemon.loop_priority):
             while not should_stop():
                 self.clock.sleep_until_ns(next_ns)
+                self._await_window(next_ns)
                 now = self.clock.monotonic_ns()
                 if end_ns is not None and now >= end_ns:
                     break
                 self.hop()
-                next_ns += self._hop_ns
+                next_ns = self._next_wake_ns(next_ns + self._hop_ns)
                 if now - next_ns > MAX_CATCH_UP_HOPS * self._hop_ns:
                     next_ns = now + self._hop_ns
+
+    def _next_wake_ns(self, cadence_ns: int) -> int:
+        """Just after the frame that completes the next window is due (hop_timing)."""
+        if self._pipeline is None or self._first_frame_ns is None:
+            return cadence_ns
+        return hop_timing.next_wake_ns(
+            cadence_ns,
+            hop_ns=self._hop_ns,
+            newest_frame_ns=self._newest_frame_ns,
+            frames_needed=self._pipeline.frames_to_next_window,
+            frame_period_ns=self._frame_period_ns,
+            last_wait_gave_up=self._window_late,
+        )
+
+    def _await_window(self, woke_ns: int) -> None:
+        """Wait (bounded) until the frame completing the next window is published."""
+        self._window_late = False
+        if self._acq is None or self._pipeline is None or self._first_frame_ns is None:
+            return
+        needed = self._pipeline.frames_to_next_window
+        give_up_ns = woke_ns + hop_timing.max_wait_ns(self._hop_ns)
+        missing = needed - self._acq.frames_pending()
+        if missing * self._frame_period_ns > give_up_ns - self.clock.monotonic_ns():
+            return  # not due in this hop (the first window still filling): nothing is late
+        self._window_late = not hop_timing.wait_for_frames(
+            self.clock,
+            self._acq.frames_pending,
+            needed,
+            give_up_ns,
+            frame_period_ns=self._frame_period_ns,
+        )
+        self._windows_late += self._window_late
 
     def submit(self, command: Callable[[], None]) -> None:
         """Run ``command`` in the loop thread at the next hop (for socket handlers)."""
@@ -515,13 +552,11 @@ class Daemon:
         if batch.n_frames:
             self._frames += batch.n_frames
             self._last_frame_ns = t_read
-            newest_ns = int(batch.timestamp_ns[-1])
             if self._first_frame_ns is None:
                 self._first_frame_ns = int(batch.timestamp_ns[0])
                 self._first_frame_index = int(batch.index[0])
             self._newest_index = int(batch.index[-1])
-            self._newest_frame_ns = newest_ns
-            self.latency.add("acquire", max(0, t_read - newest_ns))
+            self._newest_frame_ns = int(batch.timestamp_ns[-1])
             emg = batch.emg_uv.astype(np.float64)
             self._rms_uv = np.sqrt(np.mean(emg * emg, axis=0))
             keep = min(len(emg), len(self._raw_recent))
@@ -534,8 +569,6 @@ class Daemon:
             if not np.all(np.isnan(batch.intent_deg[-1])):
                 self._intent_deg = batch.intent_deg[-1].astype(np.float64)
             self._calibrate.on_frames(batch.emg_uv, batch.railed)
-        else:
-            newest_ns = None
         if (t_read - self._last_frame_ns) / NS_PER_S > self.config.safety.stale_after_s:
             faults.add("stale")
         if not self._acq.alive():
@@ -547,9 +580,15 @@ class Daemon:
         outs = []
         model_failed = False
         t_filter = t_window = t_infer = t_safety = 0
+        window_ns = None  # DRDY time of the newest frame of the window inferred
         if batch.n_frames:
             try:
+                to_first_window = self._pipeline.frames_to_next_window
                 windows = self._pipeline.windows(batch.emg_uv)
+                if windows:
+                    newest_at = to_first_window - 1
+                    newest_at += (len(windows) - 1) * self._pipeline.frames_per_window_step
+                    window_ns = int(batch.timestamp_ns[newest_at])
                 t_filter = self._pipeline.last_filter_ns
                 t_window = self._pipeline.last_window_ns
                 if len(windows) > MAX_WINDOWS_PER_HOP:
@@ -603,8 +642,11 @@ class Daemon:
                 self.latency.add("infer", t_infer)
             self.latency.add("safety", t_safety)
         self.latency.add("i2c_write", t_written - t_write0)
-        if newest_ns is not None:
-            self.latency.add("end_to_end", t_written - newest_ns)
+        if window_ns is not None and t_infer:
+            # From the DRDY edge of the newest sample the command reflects: the time that
+            # sample waited for the loop is part of it (hop_timing keeps it short).
+            self.latency.add("acquire", max(0, t_read - window_ns))
+            self.latency.add("end_to_end", t_written - window_ns)
         state = (
             out.state
             if out is not None
@@ -699,6 +741,7 @@ class Daemon:
                 "timeouts": stats.timeouts,
                 "overrun": self._overrun,
                 "windows_skipped": self._windows_skipped,
+                "windows_late": self._windows_late,
             },
             "latency_ms": self._latency_summary,
             "hop_ms": self._hop_ns / 1e6,

@@ -194,6 +194,16 @@ class SharedFrameRing:
             return int(self._header[H_WRITTEN])
 
     @property
+    def frames_pending(self) -> int:
+        """Frames published and not read yet (overwritten ones included).
+
+        Read without the publish lock, so that a loop polling it never holds up the
+        writer: the count is one aligned 8-byte word, and a read that races a publish
+        only sees the count before it (the frames are then counted at the next poll).
+        """
+        return int(self._header[H_WRITTEN]) - self._read_count
+
+    @property
     def state(self) -> int:
         return int(self._header[H_STATE])
 

@@ -119,6 +119,11 @@ class StreamingDecimator:
         return self._factor
 
     @property
+    def inputs_to_next_output(self) -> int:
+        """Input samples still to come up to and including the next kept one (>= 1)."""
+        return self._phase + 1
+
+    @property
     def sos(self) -> FloatArray:
         """The anti-alias cascade, shape ``(n_sections, 6)`` (empty for factor 1; a copy)."""
         return self._sos.copy()
