@@ -30,6 +30,7 @@ def status(
             "invalid": 0,
             "timeouts": 0,
             "overrun": overrun,
+            "windows_late": 2,
         },
         "latency_run_ms": {
             "infer": stage,
@@ -73,6 +74,7 @@ def test_a_run_summary_takes_lost_latency_and_compute_fraction() -> None:
     summary = summarise_run(result(status(lost=3, overrun=2, compute_p99_ms=0.8)))
     assert summary["samples"]["lost"] == 5  # at the chip plus overrun in the ring
     assert summary["samples"]["lost_at_chip"] == 3
+    assert summary["samples"]["windows_late"] == 2
     assert "compute" not in summary["latency_ms"]
     assert summary["compute_fraction_of_hop"] == {
         "p50": pytest.approx(0.015),

@@ -227,7 +227,8 @@ def render_table(result: dict[str, Any]) -> str:
         f"run: {plan.get('sample_rate_hz')} SPS x {plan.get('channels')} ch, "
         f"{_num(run.get('measured_s'), 0)} s after READY ({_num(run.get('ready_s'))} s to READY, "
         f"{_num(run.get('first_inference_s'))} s to the first inference); "
-        f"frames {_num(_get(run, 'samples', 'frames'))}, lost {_num(_get(run, 'samples', 'lost'))}",
+        f"frames {_num(_get(run, 'samples', 'frames'))}, lost {_num(_get(run, 'samples', 'lost'))}"
+        f", windows late {_num(_get(run, 'samples', 'windows_late'))}",
         "",
         f"{'latency ms':<14}{'p50':>8}{'p99':>8}{'max':>8}",
     ]

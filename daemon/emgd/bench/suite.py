@@ -90,6 +90,8 @@ def summarise_run(result: DaemonRunResult) -> dict[str, Any]:
             "invalid": acq.get("invalid"),
             "timeouts": acq.get("timeouts"),
             "achieved_rate_hz": acq.get("achieved_rate_hz"),
+            # Hops whose wait for the window-completing frame gave up (hop_timing).
+            "windows_late": acq.get("windows_late"),
         },
         "hop_ms": hop_ms,
         "latency_ms": latency,
