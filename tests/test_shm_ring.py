@@ -41,6 +41,24 @@ def test_frames_round_trip_in_order() -> None:
         ring.close()
 
 
+def test_pending_counts_published_frames_not_read_yet() -> None:
+    ring = SharedFrameRing(RingLayout(capacity_frames=8, n_channels=3))
+    try:
+        assert ring.frames_pending == 0
+        for i in range(5):
+            ring.write(frame(i))
+        assert ring.frames_pending == 5
+        ring.read_new(max_frames=2)
+        assert ring.frames_pending == 3
+        for i in range(5, 15):
+            ring.write(frame(i))
+        assert ring.frames_pending == 13  # lapped ones included: the reader counts them
+        ring.read_new()
+        assert ring.frames_pending == 0
+    finally:
+        ring.close()
+
+
 def test_a_lapped_reader_counts_the_overrun_and_keeps_the_newest() -> None:
     ring = SharedFrameRing(RingLayout(capacity_frames=8, n_channels=3))
     try:

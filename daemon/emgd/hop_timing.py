@@ -6,13 +6,13 @@ on average) and leave it waiting; the wearer would feel that wait on top of the 
 compute. This module owns the rule that puts the loop's wake-up on the sample clock
 instead: the frame that completes the next window is due at the newest frame's DRDY time
 plus the frames still needed times the frame period, and the loop wakes a small margin
-after that, then waits (briefly, bounded) for the frame to be published.
+after that, then waits (at most one hop) for the frame to be published.
 
 It keeps the free-running cadence whenever the stream gives no usable reference: before
 the first frame, after a wait that gave up (a late frame is then taken one hop later, not
 chased), and when the due time falls more than a hop from the cadence. So a stalled
-acquisition never makes the loop spin. Numbers and an injected
-clock in, a time out: no threads, no I/O.
+acquisition never makes the loop spin. Numbers and an injected clock in, a time out: no
+threads, no I/O.
 """
 
 from __future__ import annotations
