@@ -323,6 +323,13 @@ never used to choose):
   / at the windows): P3 unchanged (11.86 / 15.03 / 13.84: no member found a better epoch
   in 16 more), P4 3.49 / 5.72 / 4.19 (all three ran the 60 epochs): still above LDA
   (3.69). Not adopted: validation cannot choose it, and it does not fix P3.
+* the seed-0 median rerun (same commands, a day later; P3 and P4): P3 11.29 / 11.53 /
+  10.34 (+2.2 % over LDA: missed), P4 4.04 / 4.38 / 2.79 (first run 9.60 / 9.37 / 8.03
+  and 3.80 / 3.80 / 2.20). Training repeats bit for bit within a day (one member rerun:
+  same best epoch and validation MAE), so the host's floating point is the likely cause.
+  The misses are the same gestures in every run: P3 reads radial deviation (target: rest)
+  as a grasp, 35-55 deg off 1 s and more into a file, pinch 25-40, open hand 16-26; P4
+  with seed 2 supination 18 and wrist flexion 14.
 """
 
 MAX_TORCH_THREADS = 2
