@@ -11,6 +11,7 @@ from emgd.hop_timing import (
     max_wait_ns,
     next_wake_ns,
     wait_for_frames,
+    window_late,
 )
 
 HOP_NS = 20_000_000
@@ -107,6 +108,23 @@ def test_does_not_sleep_when_the_frames_are_already_there() -> None:
     clock = FakeClock(start_ns=5)
     assert wait_for_frames(clock, lambda: 25, 20, give_up_ns=1_000_000, frame_period_ns=1)
     assert clock.monotonic_ns() == 5
+
+
+def test_a_window_not_due_within_the_wait_is_neither_waited_for_nor_late() -> None:
+    clock = FakeClock(start_ns=0)
+    # 30 frames of 1 ms still missing, a 20 ms wait: the first window is still filling.
+    assert not window_late(clock, lambda: 0, 30, 0, hop_ns=HOP_NS, frame_period_ns=PERIOD_NS)
+    assert clock.monotonic_ns() == 0
+    # 15 missing but only one frame every 2 ms comes: due within the wait, gives up late.
+    assert window_late(
+        clock,
+        lambda: clock.monotonic_ns() // 2_000_000,
+        15,
+        0,
+        hop_ns=HOP_NS,
+        frame_period_ns=PERIOD_NS,
+    )
+    assert clock.monotonic_ns() == HOP_NS
 
 
 def test_the_wait_is_bounded_by_one_hop() -> None:

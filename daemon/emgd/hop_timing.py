@@ -58,7 +58,7 @@ def next_wake_ns(
     frame_period_ns:
         Time between frames at the ADC's rate.
     last_wait_gave_up:
-        The previous wake-up's :func:`wait_for_frames` returned ``False``.
+        The previous wake-up's window was late (:func:`window_late`).
     margin_ns:
         Time from a DRDY edge until its frame is readable.
 
@@ -80,6 +80,34 @@ def next_wake_ns(
 def max_wait_ns(hop_ns: int) -> int:
     """How long the loop waits past its wake-up for a late frame."""
     return round(hop_ns * MAX_WAIT_HOP_FRACTION)
+
+
+def window_late(
+    clock: Clock,
+    frames_pending: Callable[[], int],
+    frames_needed: int,
+    woke_ns: int,
+    *,
+    hop_ns: int,
+    frame_period_ns: int,
+) -> bool:
+    """After a wake-up: wait (at most :func:`max_wait_ns`) for the window-completing frame.
+
+    A window whose missing frames cannot be due within the wait (the first window still
+    filling) is not waited for and is not late.
+
+    Returns
+    -------
+    bool
+        ``True`` when the frame was due within the wait and did not come: the wait gave up.
+    """
+    give_up_ns = woke_ns + max_wait_ns(hop_ns)
+    missing = frames_needed - frames_pending()
+    if missing * frame_period_ns > give_up_ns - clock.monotonic_ns():
+        return False
+    return not wait_for_frames(
+        clock, frames_pending, frames_needed, give_up_ns, frame_period_ns=frame_period_ns
+    )
 
 
 def wait_for_frames(

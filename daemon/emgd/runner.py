@@ -502,12 +502,12 @@ class Daemon:
 
     def _next_wake_ns(self, cadence_ns: int) -> int:
         """Just after the frame that completes the next window is due (hop_timing)."""
-        if self._pipeline is None or self._first_frame_ns is None:
+        if self._pipeline is None:
             return cadence_ns
         return hop_timing.next_wake_ns(
             cadence_ns,
             hop_ns=self._hop_ns,
-            newest_frame_ns=self._newest_frame_ns,
+            newest_frame_ns=None if self._first_frame_ns is None else self._newest_frame_ns,
             frames_needed=self._pipeline.frames_to_next_window,
             frame_period_ns=self._frame_period_ns,
             last_wait_gave_up=self._window_late,
@@ -518,16 +518,12 @@ class Daemon:
         self._window_late = False
         if self._acq is None or self._pipeline is None or self._first_frame_ns is None:
             return
-        needed = self._pipeline.frames_to_next_window
-        give_up_ns = woke_ns + hop_timing.max_wait_ns(self._hop_ns)
-        missing = needed - self._acq.frames_pending()
-        if missing * self._frame_period_ns > give_up_ns - self.clock.monotonic_ns():
-            return  # not due in this hop (the first window still filling): nothing is late
-        self._window_late = not hop_timing.wait_for_frames(
+        self._window_late = hop_timing.window_late(
             self.clock,
             self._acq.frames_pending,
-            needed,
-            give_up_ns,
+            self._pipeline.frames_to_next_window,
+            woke_ns,
+            hop_ns=self._hop_ns,
             frame_period_ns=self._frame_period_ns,
         )
         self._windows_late += self._window_late
