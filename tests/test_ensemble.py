@@ -246,3 +246,57 @@ def test_exported_ensemble_runs_in_onnxruntime_as_in_torch(tmp_path: Path) -> No
     assert load_onnx_weights(twin, path) == len(net.state_dict())
     for key, value in net.state_dict().items():
         assert torch.equal(twin.state_dict()[key], value), key
+
+
+# ----------------------------------------------------------------------------- rotated validation
+
+
+def test_rotated_folds_hold_out_each_block_of_reps_in_turn(split: Split) -> None:
+    from emgd.model.train import _split_validation
+
+    recs = split.train  # reps 0, 1, 2
+    held = [{r.rep for r in _split_validation(recs, 1, fold=k)[1]} for k in range(4)]
+    assert held == [{2}, {1}, {0}, {2}]
+    fit, val = _split_validation(recs, 1, fold=1)
+    assert {r.rep for r in fit} == {0, 2} and len(fit) + len(val) == len(recs)
+    assert {r.rep for r in _split_validation(recs, 2, fold=1)[1]} == {0, 2}  # cyclic
+    assert _split_validation(recs, 3, fold=1) == (list(recs), [])  # nothing left to fit
+
+
+def test_rotated_validation_trains_each_member_on_other_reps(
+    split: Split, trained: TrainResult
+) -> None:
+    rotated = train_model(
+        split,
+        spec=THREE,
+        seed=4,
+        max_minutes=5.0,
+        config=dataclasses.replace(QUICK, rotate_validation=True),
+    )
+    assert isinstance(rotated.net, MedianEnsemble) and isinstance(trained.net, MedianEnsemble)
+    assert [m["validation_reps"] for m in rotated.report["members"]] == [[2], [1], [0]]
+    assert [m["validation_reps"] for m in trained.report["members"]] == [[2], [2], [2]]
+    # Member 0 keeps the last rep, so it is the plain ensemble's member 0; the others differ.
+    same = [
+        all(
+            torch.equal(a, b)
+            for a, b in zip(
+                rotated.net.nets[i].state_dict().values(),
+                trained.net.nets[i].state_dict().values(),
+                strict=True,
+            )
+        )
+        for i in range(3)
+    ]
+    assert same == [True, False, False]
+    # The sharpness is scored on each member's own held-out rep: its row is their mean.
+    sharpness = rotated.report["class_sharpness"]
+    assert sharpness["scored_on"] == "each member's own reps"
+    chosen = next(r for r in sharpness["candidates"] if r["sharpness"] == sharpness["chosen"])
+    validation = rotated.report["validation"]
+    assert chosen["val_mae_deg"] == pytest.approx(np.mean(validation["member_mae_deg"]))
+    assert rotated.spec.class_sharpness == sharpness["chosen"]
+    assert set(rotated.report["history_effect"]) == {
+        "val_mae_own_history_deg",
+        "val_mae_rest_history_deg",
+    }

@@ -399,6 +399,11 @@ class TrainConfig:
         convolution maps), so that the band amplitudes and the history alone must carry it;
         kept sequences see the maps unscaled, as at inference (0 = off). Only for a spec
         with band amplitudes: without them nothing but the history would be left.
+    rotate_validation:
+        Ensemble only: member ``i`` holds out the ``validation_reps`` reps ``i`` blocks
+        before the last (cyclically), so the members train on different reps and early-stop
+        on different held-out ones, and together they see every rep. The class sharpness
+        is then chosen on each member's own held-out reps (see :func:`choose_sharpness_folds`).
     stop_on_sharpest:
         Pose-mixture head: early stopping on the better of the validation MAE at class
         sharpness 1 and at the largest candidate (one more validation replay per epoch),
@@ -422,6 +427,7 @@ class TrainConfig:
     electrode_shift: float = 0.0
     map_dropout: float = 0.25
     stop_on_sharpest: bool = False
+    rotate_validation: bool = False
     lr_drop_factor: float = 1.0
     lr_drop_after_epochs: int = 3
 
@@ -1011,12 +1017,15 @@ def shuffled_pieces(
 
 
 def _split_validation(
-    recordings: Sequence[Recording], n_reps: int
+    recordings: Sequence[Recording], n_reps: int, fold: int = 0
 ) -> tuple[list[Recording], list[Recording]]:
+    """(fit, held out): the last ``n_reps`` reps held out, or for ``fold`` k the block of
+    ``n_reps`` reps k blocks before them, counted cyclically over the reps."""
     reps = sorted({rec.rep for rec in recordings})
     if n_reps <= 0 or len(reps) <= n_reps:
         return list(recordings), []
-    held = set(reps[-n_reps:])
+    first = (len(reps) - n_reps * (fold + 1)) % len(reps)
+    held = {reps[(first + j) % len(reps)] for j in range(n_reps)}
     return [r for r in recordings if r.rep not in held], [r for r in recordings if r.rep in held]
 
 
@@ -1140,6 +1149,7 @@ def train_model(
     full_stream = build_stream(recordings, filter_spec)
     calibration = calibrate(full_stream)
     normaliser = calibration.normaliser
+    rotate = config.rotate_validation and spec.members > 1
     fit_recs, val_recs = _split_validation(full_stream.recordings, config.validation_reps)
 
     def epoch_stream(recs: Sequence[Recording]) -> EpochStream:
@@ -1159,10 +1169,18 @@ def train_model(
 
         return shuffled
 
-    val_data = _prepare(build_stream(val_recs, filter_spec), normaliser, spec) if val_recs else None
-    fit_data = None
-    if spec.band_amplitude_s is not None:  # only then is the fit stream needed here
-        fit_data = _prepare(build_stream(fit_recs, filter_spec), normaliser, spec)
+    def fold_data(
+        fit: Sequence[Recording], held: Sequence[Recording]
+    ) -> tuple[_Prepared | None, _Prepared | None]:
+        """(fit stream, validation stream); the fit stream only where band amplitudes need it."""
+        val = _prepare(build_stream(held, filter_spec), normaliser, spec) if held else None
+        fit_prepared = None
+        if spec.band_amplitude_s is not None:
+            fit_prepared = _prepare(build_stream(fit, filter_spec), normaliser, spec)
+        return fit_prepared, val
+
+    fit_data, val_data = fold_data(fit_recs, val_recs)
+    member_vals: list[_Prepared | None] = []
     history: list[dict[str, float]] = []
     fit_deadline_s = deadline_s
     if config.refit_all and val_data is not None:
@@ -1182,14 +1200,22 @@ def train_model(
         torch.manual_seed(seed_i)
         rng = np.random.default_rng(seed_i)
         member = EmgNet(spec.member, seed=seed_i)
-        if fit_data is not None:
-            standardise_bands(member, fit_data.emg)
+        member_fit, member_held = fit_recs, val_recs
+        member_fit_data, member_val = fit_data, val_data
+        if rotate and index > 0:
+            member_fit, member_held = _split_validation(
+                full_stream.recordings, config.validation_reps, fold=index
+            )
+            member_fit_data, member_val = fold_data(member_fit, member_held)
+        member_vals.append(member_val)
+        if member_fit_data is not None:
+            standardise_bands(member, member_fit_data.emg)
         rows: list[dict[str, float]] = []
         t_member = time.monotonic()
         best_epoch, best_val = _fit(
             member,
-            epoch_stream(fit_recs),
-            val_data,
+            epoch_stream(member_fit),
+            member_val,
             config=config,
             rng=rng,
             deadline_s=share_deadline_s,
@@ -1205,6 +1231,7 @@ def train_model(
                 "best_val_mae_deg": best_val if math.isfinite(best_val) else None,
                 "epochs_run": len(rows),
                 "seconds": time.monotonic() - t_member,
+                "validation_reps": sorted({r.rep for r in member_held}),
             }
         )
         log.info(
@@ -1221,7 +1248,10 @@ def train_model(
     val_report: dict[str, Any] | None = None
     history_effect: dict[str, float] | None = None
     sharpness_report: dict[str, Any] | None = None
-    if val_data is not None:
+    if rotate and all(v is not None for v in member_vals):
+        folds = [v for v in member_vals if v is not None]
+        net, sharpness_report, val_report, history_effect = choose_sharpness_folds(members, folds)
+    elif val_data is not None:
         net, sharpness_report, val_report = choose_sharpness(net, val_data)
         if val_report is None:
             ends, pred = closed_loop_predict(net, val_data.emg_norm)
@@ -1352,6 +1382,69 @@ def choose_sharpness(
     chosen = pick_sharpness(rows)
     chosen_net, chosen_scores = scored[chosen]
     return chosen_net, {"chosen": chosen, "candidates": rows}, chosen_scores
+
+
+def choose_sharpness_folds(
+    members: Sequence[EmgNet], folds: Sequence[_Prepared]
+) -> tuple[Network, dict[str, Any] | None, dict[str, Any], dict[str, float]]:
+    """The median ensemble of ``members`` at the sharpness chosen on their own held-out reps.
+
+    For members trained with rotated validation reps (``rotate_validation``) no rep is held
+    out from all of them, so the median cannot be scored out of sample. Each member alone
+    is replayed closed loop on its own held-out reps (``folds[i]``), and a candidate
+    sharpness scores the mean of those MAEs (and ramp correlations), under the rule of
+    :func:`pick_sharpness`.
+
+    Returns
+    -------
+    (net, report, scores, history_effect):
+        The ensemble at the chosen sharpness, the candidates' report, the members' mean
+        validation scores (``mae_mean_deg`` and ``ramp_r``) and their mean validation MAE with
+        own and with rest history. A head other than the pose mixture keeps sharpness 1
+        (report ``None``).
+    """
+    if len(members) != len(folds):
+        raise ModelError(f"{len(members)} members but {len(folds)} held-out folds")
+
+    def mean_scores(nets: Sequence[Network], history_mode: HistoryMode = "own") -> dict[str, Any]:
+        maes, ramps = [], []
+        for net, fold in zip(nets, folds, strict=True):
+            ends, pred = closed_loop_predict(net, fold.emg_norm, history_mode=history_mode)
+            scores = score_predictions(fold.stream, ends, pred)
+            maes.append(float(scores["mae_mean_deg"]))
+            if scores.get("ramp_r") is not None:
+                ramps.append(float(scores["ramp_r"]))
+        return {
+            "mae_mean_deg": float(np.mean(maes)),
+            "ramp_r": float(np.mean(ramps)) if ramps else None,
+            "member_mae_deg": maes,
+        }
+
+    ensemble = MedianEnsemble(list(members))
+    report: dict[str, Any] | None = None
+    chosen = 1.0
+    if ensemble.spec.head == HEAD_POSE_MIXTURE:
+        rows = []
+        for sharpness in SHARPNESS_CANDIDATES:
+            scores = mean_scores([with_sharpness(m, sharpness) for m in members])
+            rows.append(
+                {
+                    "sharpness": sharpness,
+                    "val_mae_deg": scores["mae_mean_deg"],
+                    "val_ramp_r": scores["ramp_r"],
+                }
+            )
+        chosen = pick_sharpness(rows)
+        report = {"chosen": chosen, "candidates": rows, "scored_on": "each member's own reps"}
+    sharp = [with_sharpness(m, chosen) for m in members]
+    own = mean_scores(sharp)
+    rest = mean_scores(sharp, history_mode="rest")
+    effect = {
+        "val_mae_own_history_deg": own["mae_mean_deg"],
+        "val_mae_rest_history_deg": rest["mae_mean_deg"],
+    }
+    net = with_sharpness(ensemble, chosen) if report is not None else ensemble.eval()
+    return net, report, own, effect
 
 
 # ----------------------------------------------------------------------------- checkpoints
