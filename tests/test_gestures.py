@@ -20,9 +20,13 @@ from emgd.model.spec import ModelSpec
 from emgd.model.stream import build_stream, class_index, gestures_of
 from emgd.model.train import (
     SHARPNESS_CANDIDATES,
+    SPEC_SETTINGS,
     TrainConfig,
+    has_graded_effort,
     pick_sharpness,
     recipe_gestures,
+    recipe_spec_for,
+    spec_with_settings,
     train_model,
     with_sharpness,
 )
@@ -85,6 +89,72 @@ def test_each_gesture_pulls_toward_its_own_pose() -> None:
     # Half on each rest gesture: still rest, whatever the effort.
     split_rest = torch.tensor([[big, big, 0.0, big]])
     assert torch.allclose(net.angles_from_logits(split_rest), torch.full((1, 5), 30.0))
+
+
+# ----------------------------------------------------------------------------- whole poses
+
+WHOLE = dataclasses.replace(SPEC, graded_effort=False)
+
+
+def test_without_graded_effort_the_head_commits_whole_poses() -> None:
+    assert WHOLE.head_inputs == len(GESTURES)  # no effort output
+    net = EmgNet(WHOLE, seed=0)
+    assert net.head[-1].out_features == len(GESTURES)
+    big = 50.0
+    # All on power: the whole power pose, where a graded head at effort 0.5 gives 105.
+    assert net.angles_from_logits(torch.tensor([[0.0, 0.0, big]])).tolist() == [[180.0] * 5]
+    # Half power, half a rest gesture: halfway, from the class weights alone.
+    half = net.angles_from_logits(torch.tensor([[0.0, big, big]]))
+    assert torch.allclose(half, torch.full((1, 5), 105.0))
+    # The whole forward pass runs and stays within the poses.
+    emg = torch.randn(2, N_CHANNELS, WHOLE.window_samples)
+    out = net(emg, torch.full((2, WHOLE.history_inputs), 30.0))
+    assert out.shape == (2, 5) and float(out.min()) >= 30.0 and float(out.max()) <= 180.0
+
+
+def test_graded_effort_survives_the_spec_dict_round_trip_and_defaults_to_true() -> None:
+    data = WHOLE.to_dict()
+    assert data["graded_effort"] is False
+    assert ModelSpec.from_dict(data) == WHOLE
+    del data["graded_effort"]  # a model written before the switch had an effort output
+    assert ModelSpec.from_dict(data).graded_effort is True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"head": "direct", "graded_effort": False}, "only for head 'pose_mixture'"),
+        ({"head": "pose_mixture", "graded_effort": "no"}, "graded_effort = 'no' must be true"),
+    ],
+)
+def test_bad_graded_effort_is_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ModelSpec(**kwargs)  # type: ignore[arg-type]
+
+
+def _graded(label: str, pose: str, effort: float) -> Recording:
+    rec = _recording(label, pose)
+    return dataclasses.replace(rec, effort=np.full(rec.emg.shape[0], effort))
+
+
+def test_the_recipe_learns_an_effort_only_for_data_with_partial_poses() -> None:
+    whole = [_recording(label, pose) for label, pose in GESTURES]
+    assert not has_graded_effort(whole)
+    assert recipe_spec_for(whole).graded_effort is False
+    # A relaxed hand recorded at 20 % effort is still the whole rest pose.
+    assert not has_graded_effort([*whole, _graded("no_motion", "rest", 0.2)])
+    # A grip held at half effort is part way: the head needs its effort.
+    partial = [*whole, _graded("power_grip", "power", 0.5)]
+    assert has_graded_effort(partial)
+    assert recipe_spec_for(partial).graded_effort is True
+
+
+def test_graded_effort_is_a_spec_setting_of_train() -> None:
+    assert SPEC_SETTINGS["graded_effort"] == "bool"
+    assert spec_with_settings(["spec.graded_effort=false"], SPEC) == WHOLE
+    assert spec_with_settings(["spec.graded_effort=yes"], WHOLE) == SPEC
+    with pytest.raises(ConfigError, match=r"spec\.graded_effort=maybe: expected true or false"):
+        spec_with_settings(["spec.graded_effort=maybe"], SPEC)
 
 
 def test_gestures_survive_the_spec_dict_round_trip() -> None:
@@ -174,7 +244,9 @@ def test_recipe_trains_over_the_data_gestures_unless_they_are_the_poses() -> Non
     assert recipe_gestures(recs) == GESTURES
     result = train_model(recs, max_minutes=0.05, config=TrainConfig(max_epochs=1))
     assert result.spec.gestures == GESTURES
-    assert result.spec.head_inputs == 4
+    # Every target a whole pose: one logit per gesture and no effort output.
+    assert result.spec.graded_effort is False
+    assert result.spec.head_inputs == 3
     # Labels that are pose names: one class per pose, as the pose table has it.
     poses = [_recording(pose, pose, rep=rep) for rep in range(2) for pose in ("rest", "open")]
     assert recipe_gestures(poses) == ()

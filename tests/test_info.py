@@ -73,6 +73,8 @@ def test_info_names_the_gesture_classes_and_sharpness_of_a_pose_mixture() -> Non
     )
     default = model_info_text(ModelSpec(head="pose_mixture"))
     assert "over 5 classes: rest, open, power, chuck, pinch" in default
+    whole = model_info_text(ModelSpec(head="pose_mixture", graded_effort=False))
+    assert re.search(r"output\s+5 angles, rest \+ sum_k p_k \* \(pose_k - rest\), ", whole)
 
 
 def test_info_shows_pooling_and_band_amplitudes() -> None:

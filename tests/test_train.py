@@ -459,6 +459,7 @@ def _notes_text() -> str:
     [
         "seed spec with T = 10, dropout 0.1, log band amplitudes over 200 ms (band_amplitude_s "
         "0.2) and the pose-mixture head over the data's gestures",
+        "with an effort output only for data that holds a gesture part way (graded_effort)",
         "the per-angle median of 3 such networks (members), each trained from its own seed",
         "AdamW lr 1e-3, weight decay 0.05",
         "sequences of 50 hops (1 s) rolled out closed loop with BPTT, 4 per step",
@@ -483,6 +484,8 @@ def test_recipe_spec_is_the_spec_the_notes_validated(fs_hz: float, n_channels: i
     assert spec.head == "pose_mixture"
     assert spec.band_amplitude_s == 0.2
     assert spec.members == 3
+    assert spec.graded_effort is True  # by default; whole-pose data: see test_gestures
+    assert recipe_spec(fs_hz, n_channels, graded_effort=False).head_inputs == 5
     # Every other field keeps its seed value.
     seed = ModelSpec(sample_rate_hz=fs_hz, n_channels=n_channels)
     assert spec == ModelSpec(

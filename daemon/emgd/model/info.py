@@ -76,8 +76,9 @@ def _output_text(spec: ModelSpec) -> str:
         label if label == pose else f"{label}={pose}"
         for label, pose in zip(spec.class_labels, spec.class_poses, strict=True)
     )
+    effort = "effort * " if spec.graded_effort else ""
     return (
-        f"{spec.n_outputs} angles, rest + effort * sum_k p_k * (pose_k - rest), "
+        f"{spec.n_outputs} angles, rest + {effort}sum_k p_k * (pose_k - rest), "
         f"p = softmax({spec.class_sharpness:g} * logits) over {len(spec.class_poses)} "
         f"classes: {classes}"
     )

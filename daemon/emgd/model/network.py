@@ -512,8 +512,9 @@ class EmgNet(nn.Module):
 
         ``"direct"``: ``lo + (hi − lo)·sigmoid(z)``. ``"pose_mixture"``: the first
         ``n_classes`` logits give class weights ``p = softmax(s·z)``, the last an effort
-        ``e = sigmoid``, and the angles are ``R + e·Σ_k p_k·(G_k − R)`` with ``G_k`` the
-        pose of class ``k`` (:attr:`ModelSpec.class_poses`).
+        ``e = sigmoid`` (``e`` = 1 without ``spec.graded_effort``), and the angles are
+        ``R + e·Σ_k p_k·(G_k − R)`` with ``G_k`` the pose of class ``k``
+        (:attr:`ModelSpec.class_poses`).
 
         Parameters
         ----------
@@ -532,8 +533,11 @@ class EmgNet(nn.Module):
             s = self.spec.class_sharpness if sharpness is None else sharpness
             class_logits = logits[:, :n_classes]
             weights = torch.softmax(class_logits * s if s != 1.0 else class_logits, dim=1)
+            offsets_deg = weights @ self.pose_offsets_deg
+            if not self.spec.graded_effort:
+                return self.rest_deg + offsets_deg
             effort = torch.sigmoid(logits[:, n_classes : n_classes + 1])
-            return self.rest_deg + effort * (weights @ self.pose_offsets_deg)
+            return self.rest_deg + effort * offsets_deg
         span_deg = self.angle_hi_deg - self.angle_lo_deg
         return self.angle_lo_deg + span_deg * torch.sigmoid(logits)
 

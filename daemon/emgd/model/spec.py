@@ -539,6 +539,13 @@ class ModelSpec:
         Pose-mixture head only: the class weights are ``softmax(s·z)`` at inference
         (1: as trained; larger commits more firmly to the most likely gesture, as a
         classifier mapped to poses does). Training fits at 1 and picks ``s`` on validation.
+    graded_effort:
+        Pose-mixture head only. True: the last MLP output gives the effort
+        ``e = sigmoid(z)``, for targets that hold a gesture part way (proportional
+        control). False: ``e`` = 1, the whole pose of the weighted classes, and no effort
+        output: for data whose every target is a whole pose (3DC), where an effort could
+        only learn the training session's EMG amplitude and would stop the hand short of
+        the pose when the wearer's amplitude is lower another day.
     members:
         Copies of this network, each trained from its own seed, run side by side on the
         same window and history; the output is their per-angle median (1: a single
@@ -565,6 +572,7 @@ class ModelSpec:
     band_amplitude_s: float | None = None
     gestures: tuple[tuple[str, str], ...] = ()
     class_sharpness: float = 1.0
+    graded_effort: bool = True
     members: int = 1
     _plans: tuple[BranchPlan, ...] = field(init=False, repr=False, compare=False)
 
@@ -597,6 +605,15 @@ class ModelSpec:
         if self.class_sharpness != 1.0 and self.head != HEAD_POSE_MIXTURE:
             raise ConfigError(
                 f"{SPEC_WHERE}: class_sharpness is only used by head 'pose_mixture', "
+                f"not {self.head!r}"
+            )
+        if not isinstance(self.graded_effort, bool):
+            raise ConfigError(
+                f"{SPEC_WHERE}: graded_effort = {self.graded_effort!r} must be true or false"
+            )
+        if not self.graded_effort and self.head != HEAD_POSE_MIXTURE:
+            raise ConfigError(
+                f"{SPEC_WHERE}: graded_effort = false is only for head 'pose_mixture', "
                 f"not {self.head!r}"
             )
         if self.pool_s is not None:
@@ -894,9 +911,10 @@ class ModelSpec:
 
     @property
     def head_inputs(self) -> int:
-        """Outputs of the last MLP layer: ``n_outputs`` (direct) or classes + 1 (pose mixture)."""
+        """Outputs of the last MLP layer: ``n_outputs`` (direct), or one per class plus the
+        effort's (pose mixture; none for the effort without ``graded_effort``)."""
         if self.head == HEAD_POSE_MIXTURE:
-            return len(self.class_poses) + 1
+            return len(self.class_poses) + int(self.graded_effort)
         return self.n_outputs
 
     @property
@@ -991,6 +1009,7 @@ class ModelSpec:
             "band_amplitude_s": self.band_amplitude_s,
             "gestures": [list(g) for g in self.gestures],
             "class_sharpness": self.class_sharpness,
+            "graded_effort": self.graded_effort,
             "members": self.members,
         }
 

@@ -77,7 +77,8 @@ closed-loop validation MAE: 3DC Participant1 (and 2) and ContractionIntensity S1
 first, all six shared participants from the band amplitudes on; test figures are quoted,
 never used to choose):
 * seed spec with T = 10, dropout 0.1, log band amplitudes over 200 ms (band_amplitude_s
-  0.2) and the pose-mixture head over the data's gestures; the per-angle median of 3
+  0.2) and the pose-mixture head over the data's gestures, with an effort output only
+  for data that holds a gesture part way (graded_effort); the per-angle median of 3
   such networks (members), each trained from its own seed, one after the other;
   AdamW lr 1e-3, weight decay 0.05; sequences of 50 hops (1 s) rolled out closed loop
   with BPTT, 4 per step; every epoch each recording cut into 4 pieces (at least 1 s)
@@ -330,6 +331,40 @@ never used to choose):
   The misses are the same gestures in every run: P3 reads radial deviation (target: rest)
   as a grasp, 35-55 deg off 1 s and more into a file, pinch 25-40, open hand 16-26; P4
   with seed 2 supination 18 and wrist flexion 14.
+* rotated validation reps (rotate_validation: member i holds out rep 3 - i, so the three
+  together train on all four reps; the sharpness scored on each member's own rep), seed 0,
+  P3 and P4 (validation is not comparable: no rep is held out from all members), test
+  all hops / at the baselines' windows: P3 11.11 / 9.95, P4 4.98 / 3.39 (the recipe
+  11.53 / 10.34 and 4.38 / 2.79). One better, one worse: not adopted.
+* the whole pose on whole-pose data, adopted: where no training target holds a gesture
+  part way (3DC: every target is rest or a whole pose; has_graded_effort), the head has
+  no effort output, e = 1, and the class weights alone place the hand between poses.
+  Why: in P3's test session (seed-0 median, 1 s and more into a file) the open hand was
+  read right (class weight 0.85-0.99 in each member) while the effort fell to 0.05-0.84
+  and the hand stopped 14-18 deg short of open. On such data the effort has nothing to
+  learn but the training session's EMG amplitude. The other misses are class confusions
+  (P3 radial deviation read as chuck, pinch as chuck; P4 wrist flexion as power grip).
+  Forcing e = 1 on trained medians (scratch torch replay, test all hops): P1 4.33 ->
+  4.22, P2 7.06 -> 7.26, P3 15.03 -> 15.16, P4 7.22 -> 7.01 (seed 2), P3 11.53 -> 11.16,
+  P4 4.38 -> 3.97 (seed 0). Trained without it (CLI, two side by side; validation after
+  sharpness / test all hops / at the baselines' windows, the recipe with the effort of
+  the same seed in brackets): seed 0 P3 10.62 / 9.90 / 8.61 (11.29 / 11.53 / 10.34),
+  P4 3.36 / 3.58 / 1.91 (4.04 / 4.38 / 2.79); seed 1 P3 9.41 / 8.97 / 7.73 (10.28 /
+  11.74 / 10.61), P4 3.71 / 5.60 / 3.86 (5.04 / 5.25 / 3.81); seed 2 P3 10.99 / 11.92 /
+  10.58 (11.86 / 15.03 / 13.84), P4 4.57 / 6.26 / 4.68 (4.76 / 7.22 / 5.56); P1 seeds
+  0 / 1 / 2 3.31 / 4.88 / 3.46, 3.87 / 4.93 / 3.58, 3.24 / 5.77 / 4.44 (3.35 / 4.14 /
+  2.74, 3.72 / 4.87 / 3.49, 3.12 / 4.33 / 2.96), P2 3.30 / 7.53 / 6.79, 6.26 / 7.59 /
+  6.84, 3.97 / 6.29 / 5.38 (4.55 / 7.08 / 6.36, 4.00 / 5.90 / 5.14, 3.90 / 7.06 /
+  6.11). Validation better in 8 of the 12 runs, mean 5.55 against 5.83 deg; at the
+  windows P3 better in all three runs, P4 in two (one equal), P1 worse in all three and
+  P2 in two; mean over the 12 runs 5.66 against 6.15 deg. P1 with seed 2 now misses its
+  target (4.44, -1 % against LDA's 4.49) where P3 meets it twice: the target is met in 8
+  of 12 either way (the recipe's P3 / P4 seed-0 figures are the same-host rerun). A
+  likely cause for P1, not yet checked per gesture: without the effort's hedge a
+  confused gesture costs its whole pose. Adopted because validation, the recipe's
+  judge, chose it on average and in 8 of 12 runs.
+  ContractionIntensity and the synthetic wearer hold partial poses: their spec, and so
+  their training, is unchanged.
 """
 
 MAX_TORCH_THREADS = 2
@@ -475,6 +510,7 @@ def recipe_spec(
     sample_rate_hz: float,
     n_channels: int,
     gestures: Sequence[tuple[str, str]] = (),
+    graded_effort: bool = True,
 ) -> ModelSpec:
     """The spec the recipe trains by default (the one :data:`RECIPE_NOTES` validated).
 
@@ -482,7 +518,8 @@ def recipe_spec(
     :data:`RECIPE_DROPOUT` before each MLP layer, log band amplitudes over
     :data:`RECIPE_BAND_AMPLITUDE_S` and the pose-mixture head over ``gestures`` (default:
     one class per pose), at the data's sampling rate and channel count, as a median of
-    :data:`RECIPE_MEMBERS` members.
+    :data:`RECIPE_MEMBERS` members. ``graded_effort`` False: the head commits whole poses
+    (for data without partial ones, :func:`has_graded_effort`).
     """
     return ModelSpec(
         sample_rate_hz=sample_rate_hz,
@@ -492,17 +529,42 @@ def recipe_spec(
         head=RECIPE_HEAD,
         band_amplitude_s=RECIPE_BAND_AMPLITUDE_S,
         gestures=tuple(gestures),
+        graded_effort=graded_effort,
         members=RECIPE_MEMBERS,
     )
 
 
 def recipe_spec_for(recordings: Sequence[Recording]) -> ModelSpec:
-    """:func:`recipe_spec` at the first recording's rate and channels, over the data's gestures.
+    """:func:`recipe_spec` at the first recording's rate and channels, over the data's
+    gestures, with an effort output only if the data holds a gesture part way
+    (:func:`has_graded_effort`).
 
     ``recordings`` must not be empty.
     """
     first = recordings[0]
-    return recipe_spec(first.sample_rate_hz, first.n_channels, recipe_gestures(recordings))
+    return recipe_spec(
+        first.sample_rate_hz,
+        first.n_channels,
+        recipe_gestures(recordings),
+        graded_effort=has_graded_effort(recordings),
+    )
+
+
+def has_graded_effort(recordings: Sequence[Recording]) -> bool:
+    """True when some sample of a gesture other than rest has an effort below 1.
+
+    Such targets lie part way between rest and a pose (ContractionIntensity, the synthetic
+    wearer), and the pose-mixture head needs its effort to reach them. Where every target
+    is rest or a whole pose (3DC) the effort has nothing to learn but the training
+    session's EMG amplitude: on 3DC Participant3's test session the classes were read
+    right for the open hand while the effort fell to 0.05-0.84, and the hand stopped
+    16 deg short (RECIPE_NOTES).
+    """
+    for rec in recordings:
+        moving = np.array([pose != REST for pose in rec.label_poses])[rec.label_index]
+        if np.any(moving & (rec.effort < 1.0)):
+            return True
+    return False
 
 
 def recipe_gestures(recordings: Sequence[Recording]) -> tuple[tuple[str, str], ...]:
@@ -1507,6 +1569,7 @@ SPEC_SETTINGS: dict[str, str] = {
     "pool_s": "float?",
     "band_amplitude_s": "float?",
     "members": "int",
+    "graded_effort": "bool",
 }
 _AT_LEAST_ONE = frozenset({"sequence_hops", "batch_sequences", "max_epochs", "patience_epochs"})
 # ... and fields that are factors of at most 1.
@@ -1573,9 +1636,10 @@ def config_with_settings(settings: Sequence[str], base: TrainConfig | None = Non
 def spec_with_settings(settings: Sequence[str], base: ModelSpec) -> ModelSpec:
     """``base`` with its ``spec.KEY=VALUE`` settings applied (``emgd train --set``).
 
-    Each key is one of :data:`SPEC_SETTINGS`; the value is a number, or ``none`` for the
-    optional ones. Other settings are :func:`config_with_settings`'. A later setting of the
-    same key wins, and the spec's own validation applies to the result.
+    Each key is one of :data:`SPEC_SETTINGS`; the value is a number (``none`` for the
+    optional ones), or true / false for a switch. Other settings are
+    :func:`config_with_settings`'. A later setting of the same key wins, and the spec's
+    own validation applies to the result.
 
     Raises
     ------
@@ -1598,6 +1662,11 @@ def spec_with_settings(settings: Sequence[str], base: ModelSpec) -> ModelSpec:
             )
         kind = SPEC_SETTINGS[name]
         word = text.strip().lower()
+        if kind == "bool":
+            if word not in _TRUE_WORDS | _FALSE_WORDS:
+                raise ConfigError(f"--set {setting}: expected true or false")
+            changes[name] = word in _TRUE_WORDS
+            continue
         if kind.endswith("?") and word == "none":
             changes[name] = None
             continue
