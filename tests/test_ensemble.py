@@ -296,6 +296,9 @@ def test_rotated_validation_trains_each_member_on_other_reps(
     validation = rotated.report["validation"]
     assert chosen["val_mae_deg"] == pytest.approx(np.mean(validation["member_mae_deg"]))
     assert rotated.spec.class_sharpness == sharpness["chosen"]
+    from emgd.model.publish import _sharpness_lines
+
+    assert "chosen on each member's own reps (closed-loop MAE" in _sharpness_lines(sharpness)[1]
     assert set(rotated.report["history_effect"]) == {
         "val_mae_own_history_deg",
         "val_mae_rest_history_deg",

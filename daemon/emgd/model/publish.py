@@ -132,7 +132,8 @@ def _sharpness_lines(report: object) -> list[str]:
     )
     return [
         "",
-        f"Class sharpness {_fmt(report.get('chosen'))}, chosen on the validation rep "
+        f"Class sharpness {_fmt(report.get('chosen'))}, chosen on "
+        f"{report.get('scored_on', 'the validation rep')} "
         f"(closed-loop MAE per candidate: {tried}).",
     ]
 

@@ -1484,22 +1484,21 @@ def choose_sharpness_folds(
 
     ensemble = MedianEnsemble(list(members))
     report: dict[str, Any] | None = None
-    chosen = 1.0
     if ensemble.spec.head == HEAD_POSE_MIXTURE:
-        rows = []
-        for sharpness in SHARPNESS_CANDIDATES:
-            scores = mean_scores([with_sharpness(m, sharpness) for m in members])
-            rows.append(
-                {
-                    "sharpness": sharpness,
-                    "val_mae_deg": scores["mae_mean_deg"],
-                    "val_ramp_r": scores["ramp_r"],
-                }
-            )
+        scored = {
+            s: mean_scores([with_sharpness(m, s) for m in members]) for s in SHARPNESS_CANDIDATES
+        }
+        rows = [
+            {"sharpness": s, "val_mae_deg": sc["mae_mean_deg"], "val_ramp_r": sc["ramp_r"]}
+            for s, sc in scored.items()
+        ]
         chosen = pick_sharpness(rows)
+        own = scored[chosen]
         report = {"chosen": chosen, "candidates": rows, "scored_on": "each member's own reps"}
-    sharp = [with_sharpness(m, chosen) for m in members]
-    own = mean_scores(sharp)
+    else:
+        chosen = 1.0
+        own = mean_scores(members)
+    sharp = [with_sharpness(m, chosen) for m in members] if report is not None else members
     rest = mean_scores(sharp, history_mode="rest")
     effect = {
         "val_mae_own_history_deg": own["mae_mean_deg"],
