@@ -112,6 +112,15 @@ def test_always_rest_runner_scores_the_rest_error_at_every_hop() -> None:
     assert by_time["0.25-0.5s"] == pytest.approx(error[(since_s >= 0.25) & (since_s < 0.5)].mean())
     assert by_time["0-0.25s"] == pytest.approx(error[since_s < 0.25].mean())
     assert by_time["2s+"] is None  # no recording here lasts 2 s
+    # by gesture: the label of each hop's recording (rest, power, open, in that order)
+    by_gesture = result["network"]["mae_by_gesture_deg"]
+    gesture_of = np.array(["rest", "power", "open"])[np.searchsorted([299, 549], ends, "right")]
+    assert list(by_gesture) == ["open", "power", "rest"]
+    for name in ("open", "power", "rest"):
+        assert by_gesture[name]["n"] == int((gesture_of == name).sum())
+        assert by_gesture[name]["mae_deg"] == pytest.approx(error[gesture_of == name].mean())
+    # none of these recordings lasts the 1 s a steady hold starts at
+    assert all(v["steady_n"] == 0 and v["steady_mae_deg"] is None for v in by_gesture.values())
 
 
 def test_the_network_is_also_scored_at_the_baselines_window_ends() -> None:
@@ -257,12 +266,31 @@ def test_evaluate_an_onnx_model_beside_the_baselines(onnx_model: Path, seed_spli
     assert result["network_vs_best_pct"] == pytest.approx(
         100.0 * (result["network"]["mae_mean_deg"] - best) / best
     )
+    # by gesture: the label at each hop, held = time since that label began in the recording
+    by_gesture = result["network"]["mae_by_gesture_deg"]
+    (rec,) = seed_split.test
+    hops = np.arange(SPEC.window_samples - 1, rec.emg.shape[0], 20)
+    label_at = np.array(rec.label_names)[rec.label_index[hops]]
+    labels = set(label_at.tolist())
+    assert set(by_gesture) == labels and len(labels) > 1
+    began = []  # where the label at each hop began, found by walking back
+    for h in hops.tolist():
+        start = h
+        while start > 0 and rec.label_index[start - 1] == rec.label_index[h]:
+            start -= 1
+        began.append(start)
+    held = (hops - np.array(began)) / rec.sample_rate_hz >= 1.0
+    assert 0 < held.sum() < held.size  # some hops held 1 s, some not yet
+    for name in labels:
+        assert by_gesture[name]["n"] == int((label_at == name).sum())
+        assert by_gesture[name]["steady_n"] == int(((label_at == name) & held).sum())
     # the baselines again, run on the joined test stream and scored at the network's hops
     for name in ("ridge_same_hops", "lda_same_hops"):
         assert result[name]["n"] == result["network"]["n"]
         assert list(result[name]["mae_by_time_since_start_deg"]) == list(
             result["network"]["mae_by_time_since_start_deg"]
         )
+        assert result[name]["mae_by_gesture_deg"].keys() == by_gesture.keys()
     best_same = min(result[n]["mae_mean_deg"] for n in ("ridge_same_hops", "lda_same_hops"))
     assert result["network_vs_best_same_hops_pct"] == pytest.approx(
         100.0 * (result["network"]["mae_mean_deg"] - best_same) / best_same
@@ -286,6 +314,8 @@ def test_evaluate_an_onnx_model_beside_the_baselines(onnx_model: Path, seed_spli
         "closed loop",
         "since start",
         "0.25-0.5s",
+        "by gesture, 1 s and more",
+        *labels,
     ):
         assert label in report
     summary = format_summary([result, result])

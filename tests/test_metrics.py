@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from emgd.errors import ConfigError
 from emgd.metrics import (
     held_at,
+    mae_by_gesture,
     mae_by_time_since_start,
     mae_per_finger_deg,
     mean_ignoring_nan,
@@ -102,6 +103,25 @@ def test_mae_by_time_since_start_bins_by_hand() -> None:
         mae_by_time_since_start(pred, target, since_s[:4])
     with pytest.raises(ConfigError, match="must increase"):
         mae_by_time_since_start(pred, target, since_s, (0.0, 1.0, 1.0))
+
+
+def test_mae_by_gesture_splits_the_steady_hold_by_hand() -> None:
+    target = np.zeros((5, 5))
+    pred = np.zeros((5, 5))
+    pred[:, 1] = [10, 20, 5, 50, 0]  # mean over fingers: 2, 4, 1, 10, 0
+    gestures = ["pinch", "pinch", "rest", "pinch", "rest"]
+    since_s = [0.5, 1.0, 0.2, 3.0, 0.9]
+    got = mae_by_gesture(pred, target, gestures, since_s)
+    assert list(got) == ["pinch", "rest"]
+    # pinch: all (2 + 4 + 10) / 3; held from 1 s: (4 + 10) / 2
+    assert got["pinch"] == {"n": 3, "mae_deg": 16 / 3, "steady_n": 2, "steady_mae_deg": 7.0}
+    # rest never reaches 1 s into its recording
+    assert got["rest"] == {"n": 2, "mae_deg": 0.5, "steady_n": 0, "steady_mae_deg": None}
+    assert mae_by_gesture(pred, target, gestures, since_s, 0.0)["rest"]["steady_mae_deg"] == 0.5
+    with pytest.raises(ConfigError, match="one gesture"):
+        mae_by_gesture(pred, target, gestures[:4], since_s)
+    with pytest.raises(ConfigError, match="one gesture"):
+        mae_by_gesture(pred, target, gestures, [0.0, 1.0, float("nan"), 2.0, 3.0])
 
 
 @pytest.mark.parametrize(

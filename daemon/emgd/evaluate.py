@@ -6,7 +6,7 @@ training side of a split (rest and effort samples of the filtered training strea
 through :class:`~emgd.pipeline.InferencePipeline` (the daemon's code path) with the model fed
 its own clamped outputs as history, scoring at every hop whose window is complete (MAE and
 R² per finger and mean, ramp correlation per ramp file, mean MAE by time since each recording
-began), and the two baselines plus "always rest" from
+began and by gesture), and the two baselines plus "always rest" from
 :func:`emgd.baselines.evaluate_baselines` on the same split, with each side also scored
 at the other's instants (the baselines at the network's hops, the network at the
 baselines' window ends) so that like can be compared with like. It also formats the
@@ -31,7 +31,13 @@ from emgd.data.splits import Split
 from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Calibration, compute_calibration
 from emgd.errors import CalibrationError, ConfigError, ModelError
-from emgd.metrics import held_at, mae_by_time_since_start, summarise
+from emgd.metrics import (
+    STEADY_FROM_S,
+    held_at,
+    mae_by_gesture,
+    mae_by_time_since_start,
+    summarise,
+)
 from emgd.model.contract import PreprocessContract
 from emgd.model.stream import SessionStream, build_stream, ramp_scores
 from emgd.pipeline import (
@@ -178,6 +184,31 @@ def _network_at_baseline_windows(
     return report
 
 
+def gestures_at(stream: SessionStream, index: IntArray) -> tuple[list[str], FloatArray]:
+    """The gesture label at each sample ``index`` of a stream, and how long it had been held.
+
+    Returns
+    -------
+    (labels, held_s):
+        Each sample's label (from its recording's own vocabulary) and the seconds since
+        that label began within its recording (the recording's start for a one-gesture file).
+    """
+    labels = [""] * index.size
+    held_s = np.empty(index.size)
+    files = stream.file_index[index]
+    for f in np.unique(files).tolist():
+        rec = stream.recordings[f]
+        mine = np.flatnonzero(files == f)
+        offsets = index[mine] - stream.file_starts[f]
+        run = rec.label_index
+        changed = np.r_[True, run[1:] != run[:-1]]
+        run_start = np.maximum.accumulate(np.where(changed, np.arange(run.size), 0))
+        held_s[mine] = (offsets - run_start[offsets]) / stream.sample_rate_hz
+        for k, offset in zip(mine.tolist(), offsets.tolist(), strict=True):
+            labels[k] = rec.label_names[run[offset]]
+    return labels, held_s
+
+
 def evaluate_model(
     model: str | Path | Runner,
     split: Split,
@@ -214,12 +245,13 @@ def evaluate_model(
     dict
         JSON-ready: ``dataset``, ``participant``, ``model``, ``history_mode``, ``network``
         (``mae_deg`` per finger, ``mae_mean_deg``, ``r2``, ``r2_mean``, ``ramp_r``,
-        ``ramp_r_per_file``, ``n`` hops, ``ms_per_hop``, ``mae_by_time_since_start_deg``),
+        ``ramp_r_per_file``, ``n`` hops, ``ms_per_hop``, ``mae_by_time_since_start_deg``,
+        ``mae_by_gesture_deg`` from :func:`emgd.metrics.mae_by_gesture`),
         and with ``baselines``:
         ``ridge``, ``lda``, ``rest`` (same keys, from
         :func:`emgd.baselines.evaluate_baselines`), ``baseline_windows``, ``best_baseline``
         and ``network_vs_best_pct`` (negative = the network's mean MAE is lower), the
-        same-hops baselines (also with ``mae_by_time_since_start_deg``),
+        same-hops baselines (also with both breakdowns),
         ``network_at_baseline_windows`` (the network's held output scored at the
         baselines' window ends) and ``network_at_baseline_windows_vs_best_pct``, plus
         ``calibration`` and ``seconds``.
@@ -265,6 +297,8 @@ def evaluate_model(
     network["mae_by_time_since_start_deg"] = mae_by_time_since_start(
         predicted, target, since_start_s
     )
+    gestures, held_s = gestures_at(test, replay.newest_index)
+    network["mae_by_gesture_deg"] = mae_by_gesture(predicted, target, gestures, held_s)
 
     result: dict[str, Any] = {
         "dataset": split.dataset,
@@ -295,6 +329,7 @@ def evaluate_model(
             same["mae_by_time_since_start_deg"] = mae_by_time_since_start(
                 held[name], target, since_start_s
             )
+            same["mae_by_gesture_deg"] = mae_by_gesture(held[name], target, gestures, held_s)
             result[f"{name}{SAME_HOPS}"] = same
         result[AT_BASELINE_WINDOWS] = _network_at_baseline_windows(
             test, fitted.extractor, replay.newest_index, predicted, pipeline.rest_deg
@@ -376,6 +411,7 @@ def format_report(result: dict[str, Any]) -> str:
         "  network's held output scored at the baselines' window ends)",
     ]
     lines += _since_start_rows(result)
+    lines += _gesture_rows(result)
     if result.get("network_vs_best_pct") is not None:
         best = result["best_baseline"]
         lines.append(
@@ -408,6 +444,23 @@ def _since_start_rows(result: dict[str, Any]) -> list[str]:
     rows = [["since start", *bins]]
     rows += [[SYSTEM_LABELS[n], *(_cell(result[n][key][b], ".1f") for b in bins)] for n in systems]
     lines = ["  mean MAE by time since the recording began (onset, then the steady hold):"]
+    return lines + _aligned(rows, "    ")
+
+
+def _gesture_rows(result: dict[str, Any]) -> list[str]:
+    """Steady-hold MAE per gesture, one row per gesture, for the systems scored at the hops."""
+    key = "mae_by_gesture_deg"
+    systems = [name for name in SYSTEMS if key in result.get(name, {})]
+    if not systems:
+        return []
+    names = list(result[systems[0]][key])
+    rows = [["gesture", *(SYSTEM_LABELS[n] for n in systems)]]
+    rows += [
+        [g, *(_cell(result[n][key][g]["steady_mae_deg"], ".1f") for n in systems)] for g in names
+    ]
+    lines = [
+        f"  mean MAE by gesture, {STEADY_FROM_S:g} s and more after it began (the steady hold):"
+    ]
     return lines + _aligned(rows, "    ")
 
 

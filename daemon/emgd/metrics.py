@@ -5,8 +5,9 @@ baselines are scored by the same code: mean absolute error per finger and its me
 the coefficient of determination R² per finger and its mean, and for effort ramps the Pearson
 correlation of predicted mean flexion with the target's mean flexion (which on a ramp is an
 affine function of effort, rising for a flexing gesture and falling for hand open, so a
-perfect proportional controller scores 1 on both); and the zero-order hold that reads an
-output updated now and then at the instants it is scored at. It must not know models,
+perfect proportional controller scores 1 on both); the same MAE broken down by time since a
+recording began and by gesture; and the zero-order hold that reads an output updated now and
+then at the instants it is scored at. It must not know models,
 windows or files: predictions and targets come in as arrays.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,8 @@ CONSTANT_SPREAD_DEG = 1e-9
 # Bin edges (seconds since a recording began) of :func:`mae_by_time_since_start`: the
 # reaction and onset (first second) apart from the steady hold that follows.
 SINCE_START_EDGES_S: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, math.inf)
+# Seconds after a gesture began from which :func:`mae_by_gesture` counts its steady hold.
+STEADY_FROM_S = 1.0
 
 
 def _pair(predicted_deg: npt.ArrayLike, target_deg: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -206,6 +210,58 @@ def mae_by_time_since_start(
     for lo, hi in itertools.pairwise(edges_s):
         inside = (since >= lo) & (since < hi)
         out[since_start_label(lo, hi)] = float(error[inside].mean()) if inside.any() else None
+    return out
+
+
+def mae_by_gesture(
+    predicted_deg: npt.ArrayLike,
+    target_deg: npt.ArrayLike,
+    gestures: Sequence[str],
+    held_s: npt.ArrayLike,
+    steady_from_s: float = STEADY_FROM_S,
+) -> dict[str, dict[str, float | int | None]]:
+    """Mean MAE (over fingers and predictions) per gesture, over all of it and its steady hold.
+
+    Which gesture a session confuses with which is what a mean hides: a wrist flexion read
+    as a power grip costs the whole pose for as long as it is held.
+
+    Parameters
+    ----------
+    gestures:
+        ``(n,)`` labels: the gesture of each prediction's target sample.
+    held_s:
+        Shape ``(n,)``: seconds from the start of each prediction's gesture to it (from the
+        recording's start for a one-gesture recording).
+    steady_from_s:
+        Predictions this long or longer after their gesture began make its steady hold.
+
+    Returns
+    -------
+    dict
+        ``{gesture: {"n", "mae_deg", "steady_n", "steady_mae_deg"}}`` in label order;
+        ``steady_mae_deg`` is ``None`` for a gesture never held that long.
+    """
+    pred, target = _pair(predicted_deg, target_deg)
+    labels = np.asarray(gestures, dtype=object)
+    since = np.asarray(held_s, dtype=np.float64)
+    n = pred.shape[0]
+    if labels.shape != (n,) or since.shape != (n,) or not np.isfinite(since).all():
+        raise ConfigError(
+            f"metrics: need one gesture and one finite hold time per prediction ({n}), "
+            f"got {labels.shape[0] if labels.ndim else 0} gestures and shape {since.shape}"
+        )
+    error = np.abs(pred - target).mean(axis=1)
+    steady = since >= steady_from_s
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name in sorted(set(labels.tolist())):
+        mine = labels == name
+        held = mine & steady
+        out[str(name)] = {
+            "n": int(mine.sum()),
+            "mae_deg": float(error[mine].mean()),
+            "steady_n": int(held.sum()),
+            "steady_mae_deg": float(error[held].mean()) if held.any() else None,
+        }
     return out
 
 
