@@ -31,6 +31,7 @@ from emgd.model.train import (
     load_checkpoint,
     recipe_spec,
     save_checkpoint,
+    sequence_gains,
     shift_electrodes,
     shuffled_pieces,
     spec_with_settings,
@@ -208,6 +209,32 @@ def test_electrode_shift_mixes_each_channel_with_its_ring_neighbour() -> None:
     np.testing.assert_allclose(out[:, :, 0].numpy(), expected)
     with pytest.raises(ConfigError, match=r"one value in \[-1, 1\] per sequence, got \[1.5\]"):
         shift_electrodes(x[:1], [1.5])
+
+
+def test_intensity_jitter_scales_every_channel_of_a_sequence_alike() -> None:
+    # Alone, one gain per sequence, the same on each channel, log-sd as configured.
+    only = TrainConfig(gain_jitter=0.0, intensity_jitter=0.3)
+    gains = sequence_gains(np.random.default_rng(3), 4000, 6, only).numpy()
+    assert gains.shape == (4000, 6, 1)
+    np.testing.assert_allclose(gains, np.broadcast_to(gains[:, :1], gains.shape))
+    assert np.log(gains[:, 0, 0]).std() == pytest.approx(0.3, abs=0.015)
+    # Off (the default), the gains are the per-channel ones drawn as before it existed.
+    plain = sequence_gains(np.random.default_rng(3), 5, 6, TrainConfig()).numpy()
+    expected = np.exp(np.random.default_rng(3).normal(0.0, 0.15, (5, 6, 1)))
+    np.testing.assert_allclose(plain, expected, rtol=1e-6)
+    both = sequence_gains(
+        np.random.default_rng(3), 5, 6, dataclasses.replace(only, gain_jitter=0.15)
+    )
+    ratio = both.numpy() / plain  # the same per-channel draw, times one gain per sequence
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:, :1], ratio.shape), rtol=1e-5)
+    assert not np.allclose(ratio, 1.0)
+
+
+def test_intensity_jitter_is_refused_where_the_effort_is_a_target(split: Split) -> None:
+    config = dataclasses.replace(FAST, intensity_jitter=0.3)
+    assert SMALL.graded_effort
+    with pytest.raises(ConfigError, match=r"intensity_jitter = 0\.3 needs a head without graded"):
+        train_model(split, spec=SMALL, seed=0, max_minutes=1.0, config=config)
 
 
 def test_map_dropout_zeroes_whole_sequences_of_maps_and_keeps_the_band_amplitudes() -> None:

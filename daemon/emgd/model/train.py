@@ -431,6 +431,11 @@ class TrainConfig:
         Weight of the auxiliary pose cross-entropy (pose-mixture head only).
     gain_jitter:
         Standard deviation of the log of a per-channel, per-sequence gain (augmentation).
+    intensity_jitter:
+        Standard deviation of the log of one more gain per sequence, the same on every
+        channel: the wearer contracting harder or softer than in the training session
+        (augmentation; 0 = off). Only for a head without graded effort, since where the
+        effort is a target the amplitude is what it is learned from.
     history_noise_deg:
         Standard deviation of the noise on the initial history of a sequence.
     detach_history:
@@ -481,6 +486,7 @@ class TrainConfig:
     patience_epochs: int = 8
     pose_loss_weight: float = 0.3
     gain_jitter: float = 0.15
+    intensity_jitter: float = 0.0
     history_noise_deg: float = 10.0
     detach_history: bool = False
     validation_reps: int = 1
@@ -996,10 +1002,7 @@ def _train_epoch(
         batch = starts[first : first + config.batch_sequences]
         seg_starts = data.ends[batch] - window + 1
         segments = torch.stack([data.emg[:, s : s + seg_len] for s in seg_starts.tolist()])
-        gains = torch.from_numpy(
-            np.exp(rng.normal(0.0, config.gain_jitter, (batch.size, spec.n_channels, 1)))
-        ).float()
-        segments = segments * gains
+        segments = segments * sequence_gains(rng, batch.size, spec.n_channels, config)
         if config.electrode_shift > 0.0:
             shift = rng.uniform(-config.electrode_shift, config.electrode_shift, batch.size)
             segments = shift_electrodes(segments, shift)
@@ -1049,6 +1052,20 @@ def drop_maps(
     scale = torch.ones(feats.shape[0], 1, feats.shape[2], dtype=feats.dtype)
     scale[:, 0, :n_map_features] = keep[:, None]
     return feats * scale
+
+
+def sequence_gains(
+    rng: np.random.Generator, n_sequences: int, n_channels: int, config: TrainConfig
+) -> Tensor:
+    """The gain augmentation of a batch: shape ``(n_sequences, n_channels, 1)``.
+
+    Each channel of each sequence gets ``exp(N(0, gain_jitter))``; with ``intensity_jitter``
+    every channel of a sequence is also multiplied by one ``exp(N(0, intensity_jitter))``.
+    """
+    log_gains = rng.normal(0.0, config.gain_jitter, (n_sequences, n_channels, 1))
+    if config.intensity_jitter > 0.0:
+        log_gains = log_gains + rng.normal(0.0, config.intensity_jitter, (n_sequences, 1, 1))
+    return torch.from_numpy(np.exp(log_gains)).float()
 
 
 def shift_electrodes(segments: Tensor, shift: npt.ArrayLike) -> Tensor:
@@ -1226,6 +1243,11 @@ def train_model(
         raise ConfigError(
             f"model spec is for {spec.n_channels} channels at {spec.sample_rate_hz:g} Hz, "
             f"the training data has {n_channels} at {fs:g} Hz"
+        )
+    if config.intensity_jitter > 0.0 and spec.graded_effort:
+        raise ConfigError(
+            f"intensity_jitter = {config.intensity_jitter:g} needs a head without graded "
+            "effort (spec.graded_effort = false): the effort is learned from the amplitude"
         )
     if config.refit_all and spec.members > 1:
         raise ConfigError(
