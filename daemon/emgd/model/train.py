@@ -393,6 +393,24 @@ never used to choose):
   recipe, seed 2, validation after sharpness / test all hops / at the baselines' windows
   (the recipe in brackets): P3 12.57 / 14.92 / 13.71 (10.99 / 11.92 / 10.58), P4
   4.90 / 6.78 / 5.05 (4.57 / 6.26 / 4.68). Worse on both sides of the session break.
+* intensity jitter (--set intensity_jitter=0.3: one more gain per sequence, the same on
+  every channel), not adopted. Why tried: between the two sessions the mean over
+  channels of one gesture's log(MAV) (200 ms, 1 s and more into each file; a scratch
+  script) moves by up to 0.36 (P3 wrist extension +0.36, flexion +0.34, radial deviation
+  +0.28; P4 pronation -0.31): the wearer contracts harder or softer, while the
+  per-channel gain jitter gives that mean a log-sd of only ~0.05. With the mean removed,
+  P3's and P4's radial deviation lie nearest their own training class, without it
+  nearest another one; P3's pinch (chuck) and P4's pronation (radial deviation) lie
+  nearest another either way. CLI runs, validation after sharpness / test at the
+  baselines' windows (the recipe of the same seed in brackets): seed 2 P1 3.79 / 3.29
+  (3.24 / 4.44), P2 3.17 / 6.36 (3.97 / 5.38), P3 10.60 / 10.78 (10.99 / 10.58), P4 4.52
+  / 3.58 (4.57 / 4.68); seed 3 P3 12.66 / 15.52 (11.14 / 10.58), P4 4.77 / 3.22 (4.80 /
+  3.55); seed 0 P3 10.11 / 10.85 (10.62 / 8.61), P4 4.38 / 5.71 (3.36 / 1.91).
+  Validation better in five of the eight, but worse on average (6.75 against 6.59); test
+  7.41 against 6.22; the target met in 3 of 8 either way. Per gesture (emgd eval, steady
+  hold) it moves the confusions rather than removing them: P4 seed 2 power grip 15.1 ->
+  0.0 and supination 11.1 -> 0.6 but pinch 4.3 -> 14.1; P4 seed 0 power grip 0.0 ->
+  24.7, pinch 4.9 -> 12.0.
 """
 
 MAX_TORCH_THREADS = 2
