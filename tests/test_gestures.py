@@ -108,7 +108,8 @@ def test_without_graded_effort_the_head_commits_whole_poses() -> None:
     assert torch.allclose(half, torch.full((1, 5), 105.0))
     # The whole forward pass runs and stays within the poses.
     emg = torch.randn(2, N_CHANNELS, WHOLE.window_samples)
-    out = net(emg, torch.full((2, WHOLE.history_inputs), 30.0))
+    with torch.no_grad():
+        out = net(emg, torch.full((2, WHOLE.history_inputs), 30.0))
     assert out.shape == (2, 5) and float(out.min()) >= 30.0 and float(out.max()) <= 180.0
 
 

@@ -7,8 +7,8 @@ correlation of predicted mean flexion with the target's mean flexion (which on a
 affine function of effort, rising for a flexing gesture and falling for hand open, so a
 perfect proportional controller scores 1 on both); the same MAE broken down by time since a
 recording began and by gesture; and the zero-order hold that reads an output updated now and
-then at the instants it is scored at. It must not know models,
-windows or files: predictions and targets come in as arrays.
+then at the instants it is scored at. It must not know models, windows or files: predictions,
+targets, labels and times come in as arrays.
 """
 
 from __future__ import annotations
