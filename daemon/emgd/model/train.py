@@ -413,6 +413,12 @@ never used to choose):
   hold) it moves the confusions rather than removing them: P4 seed 2 power grip 15.1 ->
   0.0 and supination 11.1 -> 0.6 but pinch 4.3 -> 14.1; P4 seed 0 power grip 0.0 ->
   24.7, pinch 4.9 -> 12.0.
+* pose loss weight 1.0 instead of 0.3 on the whole-pose head (--set
+  pose_loss_weight=1.0), one seed so far (2), validation after sharpness / test all hops
+  / at the baselines' windows, the recipe in brackets: P3 10.63 / 12.09 / 10.76 (10.99 /
+  11.92 / 10.58), P4 3.59 / 5.84 / 4.29 (4.57 / 6.26 / 4.68). Validation better for
+  both, by 1.0 deg for P4; the test about equal, both still miss. A candidate that needs
+  more seeds and P1, P2.
 """
 
 MAX_TORCH_THREADS = 2
