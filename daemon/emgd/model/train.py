@@ -415,10 +415,12 @@ never used to choose):
   24.7, pinch 4.9 -> 12.0.
 * pose loss weight 1.0 instead of 0.3 on the whole-pose head (--set
   pose_loss_weight=1.0), one seed so far (2), validation after sharpness / test all hops
-  / at the baselines' windows, the recipe in brackets: P3 10.63 / 12.09 / 10.76 (10.99 /
-  11.92 / 10.58), P4 3.59 / 5.84 / 4.29 (4.57 / 6.26 / 4.68). Validation better for
-  both, by 1.0 deg for P4; the test about equal, both still miss. A candidate that needs
-  more seeds and P1, P2.
+  / at the baselines' windows, the recipe in brackets: P1 3.10 / 5.27 / 3.90 (3.24 /
+  5.77 / 4.44), P2 4.49 / 7.10 / 6.25 (3.97 / 6.29 / 5.38), P3 10.63 / 12.09 / 10.76
+  (10.99 / 11.92 / 10.58), P4 3.59 / 5.84 / 4.29 (4.57 / 6.26 / 4.68). Validation better
+  for three of four (mean 5.45 against 5.69), the test at the windows about equal (mean
+  6.30 against 6.27), the target met for P1 and P2 (the recipe: P2 only). A candidate
+  that needs more seeds.
 """
 
 MAX_TORCH_THREADS = 2
