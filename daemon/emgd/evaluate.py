@@ -193,7 +193,7 @@ def gestures_at(stream: SessionStream, index: IntArray) -> tuple[list[str], Floa
         Each sample's label (from its recording's own vocabulary) and the seconds since
         that label began within its recording (the recording's start for a one-gesture file).
     """
-    labels = [""] * index.size
+    labels = np.empty(index.size, dtype=object)
     held_s = np.empty(index.size)
     files = stream.file_index[index]
     for f in np.unique(files).tolist():
@@ -204,9 +204,8 @@ def gestures_at(stream: SessionStream, index: IntArray) -> tuple[list[str], Floa
         changed = np.r_[True, run[1:] != run[:-1]]
         run_start = np.maximum.accumulate(np.where(changed, np.arange(run.size), 0))
         held_s[mine] = (offsets - run_start[offsets]) / stream.sample_rate_hz
-        for k, offset in zip(mine.tolist(), offsets.tolist(), strict=True):
-            labels[k] = rec.label_names[run[offset]]
-    return labels, held_s
+        labels[mine] = rec.labels()[offsets].tolist()
+    return labels.tolist(), held_s
 
 
 def evaluate_model(
