@@ -425,6 +425,18 @@ never used to choose):
   (4.57 / 4.68). Over the twelve 3DC runs validation is better in four, and worse on
   average (5.64 against 5.55); the target is met in 8 of 12 either way (P3 missed in all
   three runs, where the recipe meets it in two); test at the windows 5.96 against 5.66.
+* a linear path from the standardised log band amplitudes straight to the head's
+  outputs (class logits), added to the MLP's, zero at initialisation: an LDA-like
+  linear classifier on the features that carry over to a new session, beside the MLP.
+  Not adopted, and not in the code: it ran from a scratch copy of network.py (emgd
+  train and emgd eval on that copy, two side by side). Validation after sharpness /
+  test at the baselines' windows, the recipe in brackets. Seed 0: P1 3.22 / 2.50 (3.31
+  / 3.46), P2 3.86 / 7.28 (3.30 / 6.79), P3 11.73 / 11.80 (10.62 / 8.61), P4 3.33 /
+  2.50 (3.36 / 1.91). Seed 2: P1 3.18 / 3.88 (3.24 / 4.44), P2 4.98 / 6.40 (3.97 /
+  5.38), P3 11.66 / 11.95 (10.99 / 10.58), P4 4.25 / 3.49 (4.57 / 4.68). Validation
+  better for P1 and P4 in both runs, worse for P2 and P3 in both, worse on average
+  (5.78 against 5.42); the target met in 5 of 8 either way, P3 missed by more (pinch
+  54.9 and radial deviation 45.7 deg off in the steady hold with seed 0).
 """
 
 MAX_TORCH_THREADS = 2
