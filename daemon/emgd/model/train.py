@@ -437,6 +437,18 @@ never used to choose):
   better for P1 and P4 in both runs, worse for P2 and P3 in both, worse on average
   (5.78 against 5.42); the target met in 5 of 8 either way, P3 missed by more (pinch
   54.9 and radial deviation 45.7 deg off in the steady hold with seed 0).
+* members that see different inputs, so that their errors stop coinciding (scratch
+  replay, not in the code): the recipe's members of seeds 0-3 run band amplitudes and
+  history only (all map inputs zeroed at inference, as map dropout trains them for a
+  quarter of their sequences), the median and the sharpness picked on validation as
+  the recipe does; test at the baselines' windows. The third member of each seed so
+  run, beside the other two unchanged, validation / test: P1 3.76 / 2.66, 3.89 / 3.58,
+  3.38 / 4.50, 3.42 / 3.62; P2 3.49 / 6.98, 6.27 / 7.56, 3.99 / 5.69, 5.30 / 6.55; P3
+  11.06 / 9.57, 9.75 / 7.04, 11.00 / 9.89, 11.02 / 9.41; P4 3.39 / 2.12, 3.87 / 3.44,
+  4.59 / 3.57, 4.94 / 3.56 (seeds 0 / 1 / 2 / 3). Over the 16 runs validation is
+  better in one (mean 5.82 against the recipe's 5.69), the test mean 5.61 against
+  5.75, the target met in 9 against 10. All three members without maps: validation
+  6.25, test 6.36, met in 8. A member trained on band amplitudes alone is untried.
 """
 
 MAX_TORCH_THREADS = 2
