@@ -448,7 +448,14 @@ never used to choose):
   4.59 / 3.57, 4.94 / 3.56 (seeds 0 / 1 / 2 / 3). Over the 16 runs validation is
   better in one (mean 5.82 against the recipe's 5.69), the test mean 5.61 against
   5.75, the target met in 9 against 10. All three members without maps: validation
-  6.25, test 6.36, met in 8. A member trained on band amplitudes alone is untried.
+  6.25, test 6.36, met in 8. A third member trained on band amplitudes and history
+  alone (a scratch copy of network.py zeroing the map inputs in training and export;
+  emgd train --set spec.members=1 with that member's seed, six minutes), beside the
+  other two: P1 3.57 / 2.93, 3.82 / 3.65, 3.21 / 4.39, 3.29 / 4.24; P2 3.14 / 6.78,
+  6.18 / 6.97, 4.01 / 5.57, 3.51 / 6.19; P3 11.05 / 9.17, 10.32 / 8.59, 11.29 / 10.35,
+  11.33 / 10.78; P4 3.29 / 1.62, 3.73 / 3.76, 4.54 / 3.39, 4.98 / 3.51. Validation
+  better in 8 of 16 (mean 5.70 against 5.69), test 5.74 against 5.75, the target met in
+  8 against 10 (P3 worse on validation in all four).
 """
 
 MAX_TORCH_THREADS = 2
