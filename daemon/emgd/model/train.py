@@ -456,6 +456,33 @@ never used to choose):
   11.33 / 10.78; P4 3.29 / 1.62, 3.73 / 3.76, 4.54 / 3.39, 4.98 / 3.51. Validation
   better in 8 of 16 (mean 5.70 against 5.69), test 5.74 against 5.75, the target met in
   8 against 10 (P3 worse on validation in all four).
+* Hudgins' two amplitudes beside the band amplitudes (a scratch copy of network.py,
+  spec.py and train.py, not in the code): per channel the log of the mean |x| (MAV) and
+  of the mean |x(n) - x(n-1)| (WL) of the filtered, normalised input over the same
+  200 ms, standardised with the band amplitudes (20 more MLP inputs on 3DC), since of
+  the TD features log MAV and log WL carried over to the test session best (above).
+  CLI runs from the copy (emgd train, two side by side, one thread each; emgd eval),
+  validation after sharpness / test at the baselines' windows, the recipe of the same
+  seed in brackets. P3 seeds 0-3: 12.36 / 11.84 (10.62 / 8.61), 10.83 / 9.60 (9.41 /
+  7.73), 11.61 / 10.72 (10.99 / 10.58), 11.89 / 11.96 (11.14 / 10.58); P4: 3.71 / 2.24
+  (3.36 / 1.91), 3.48 / 2.56 (3.71 / 3.86), 3.93 / 1.83 (4.57 / 4.68), 4.87 / 3.19
+  (4.80 / 3.55). P4 meets the target in all four runs (the recipe in one): its power
+  grip is no longer misread (steady hold 0.0-1.1 deg in every run); P3 is worse on
+  validation and on the test in all four and misses in all four (the recipe meets it in
+  two). Its members stop early (best epochs 11, 14, 7 with seed 0; the recipe's 17, 40,
+  37). Validation mean over the eight runs 7.84 against 7.33. The same two with the
+  channel mean of each log removed (the pattern across channels only, blind to how hard
+  the wearer contracts), seeds 0 / 1: P3 11.87 / 12.69, 12.14 / 13.04; P4 3.37 / 2.66,
+  2.87 / 2.35; with intensity jitter 0.3 as well: P3 10.77 / 11.03, 11.50 / 10.52; P4
+  4.28 / 3.57, 3.63 / 2.72. Not adopted: P3 loses on validation what P4 gains. P1 and
+  P2 were not run.
+* P3's test-session confusions hang on the overall amplitude (scratch replay through
+  emgd.evaluate of the recipe's seed-2 model, the test EMG scaled by 0.70 / 0.85 /
+  1.00): test at the windows 12.38 / 9.82 / 10.58 (LDA, fitted on the training session
+  as always, on the same scaled EMG 12.33 / 10.43 / 10.12), steady hold chuck 66 / 32 /
+  5, pinch below 3 / 4 / 28, radial deviation 30 / 43 / 52 deg. Chuck, pinch and radial
+  deviation lie so close in the new session that a change of level moves the error from
+  one gesture to another, for LDA as well.
 """
 
 MAX_TORCH_THREADS = 2
