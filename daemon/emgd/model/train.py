@@ -483,6 +483,15 @@ never used to choose):
   5, pinch below 3 / 4 / 28, radial deviation 30 / 43 / 52 deg. Chuck, pinch and radial
   deviation lie so close in the new session that a change of level moves the error from
   one gesture to another, for LDA as well.
+* seeds 4 and 5 of the recipe (CLI, two side by side; validation after sharpness /
+  test at the baselines' windows): P1 3.45 / 3.49 and 3.34 / 3.70, P2 3.36 / 6.11 and
+  4.86 / 8.75 (-7 % against LDA: missed), P3 12.00 / 12.10 and 12.96 / 12.24 (+20 % and
+  +21 %: missed), P4 4.19 / 2.92 and 3.62 / 2.38. Over seeds 0-5 the target is met in
+  15 of 24 runs: P1 and P2 five times in six, P4 three, P3 two; P3's test MAE at the
+  windows averages 10.31 against LDA's 10.12. Of P3's 18 members, the six whose best
+  epoch came at 30 or later reached 11.7-12.9 deg validation, the other twelve (best
+  epoch 10-28) 12.7-15.2: cause or effect (a member that keeps improving also keeps
+  training), not yet told apart.
 """
 
 MAX_TORCH_THREADS = 2
