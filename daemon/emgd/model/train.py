@@ -492,6 +492,16 @@ never used to choose):
   epoch came at 30 or later reached 11.7-12.9 deg validation, the other twelve (best
   epoch 10-28) 12.7-15.2: cause or effect (a member that keeps improving also keeps
   training), not yet told apart.
+* patience 30 instead of 8 (--set patience_epochs=30), P3 seeds 4 and 5 only, a lead
+  for the next runs: every member ran to the 60-epoch cap (317-353 s each, near its
+  6-minute share; 17 min per participant) and five of six found a better epoch late
+  (best epochs 39, 43, 41 and 59, 56, 50; member validation 15.19 -> 12.65, 14.79 ->
+  12.32, 11.80 -> 11.80, 14.26 -> 12.79, 14.47 -> 12.40, 14.08 -> 12.01). The medians,
+  validation after sharpness / test at the windows: 10.24 / 9.53 and 11.72 / 9.99
+  (patience 8: 12.00 / 12.10 and 12.96 / 12.24), still above the target (9.11), now
+  below LDA (10.12). Validation can judge a longer patience only in part (more epochs
+  to pick from lower it by selection alone), so it needs the other participants and
+  seeds before it can be adopted.
 """
 
 MAX_TORCH_THREADS = 2
