@@ -495,7 +495,7 @@ def _notes_text() -> str:
         "per-channel gain jitter (log-sd 0.15)",
         "all map inputs of a sequence zeroed with probability 0.25 (map_dropout)",
         "noisy true history (sd 10 deg) before each sequence",
-        "early stopping, patience 8",
+        "at most 60 epochs, early stopping, patience 30",
     ],
 )
 def test_recipe_notes_still_state_the_tested_values(claim: str) -> None:
@@ -547,7 +547,7 @@ def test_train_config_defaults_are_the_recipe_in_the_notes() -> None:
     assert config.gain_jitter == 0.15
     assert config.map_dropout == 0.25
     assert config.history_noise_deg == 10.0
-    assert config.patience_epochs == 8
+    assert (config.max_epochs, config.patience_epochs) == (60, 30)
 
 
 def test_train_model_defaults_to_the_recipe_spec(split: Split) -> None:
