@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from emgd.model.train import (
     closed_loop_predict,
     config_with_settings,
     drop_maps,
+    epoch_learning_rate,
     evaluate_closed_loop,
     features_at,
     load_checkpoint,
@@ -320,6 +322,31 @@ def test_learning_rate_drops_after_epochs_without_a_better_validation(
     assert [row["learning_rate"] for row in result.history] == pytest.approx(
         [lr, lr, lr / 2, lr / 2, lr / 2, lr / 2, lr / 4]
     )
+
+
+def test_cosine_decay_anneals_the_rate_over_max_epochs(
+    split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _script_validation(monkeypatch, [5.0, 4.0, 3.0, 2.0])
+    config = TrainConfig(
+        sequence_hops=10,
+        batch_sequences=4,
+        max_epochs=4,
+        patience_epochs=8,
+        learning_rate=2e-2,
+        cosine_decay=True,
+    )
+    result = train_model(split, spec=SMALL, seed=1, max_minutes=10.0, config=config)
+    # Epoch e trains at lr (1 + cos(pi (e - 1) / 4)) / 2; each row holds the next epoch's.
+    lr = 2e-2
+    half = [(1 + math.cos(math.pi * e / 4)) / 2 for e in range(1, 5)]
+    assert [row["learning_rate"] for row in result.history] == pytest.approx([lr * h for h in half])
+    assert epoch_learning_rate(config, 1) == pytest.approx(lr)
+    assert epoch_learning_rate(config, 5) == pytest.approx(0.0, abs=1e-12)
+    # Drops multiply the annealed rate; without cosine_decay the rate is flat.
+    assert epoch_learning_rate(config, 3, 0.5) == pytest.approx(lr * 0.25)
+    flat = dataclasses.replace(config, cosine_decay=False)
+    assert [epoch_learning_rate(flat, e) for e in (1, 3, 5)] == pytest.approx([lr] * 3)
 
 
 # ----------------------------------------------------------------------------- features

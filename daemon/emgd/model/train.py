@@ -587,6 +587,10 @@ class TrainConfig:
         in a row without a better validation MAE (1 = never).
     lr_drop_after_epochs:
         See ``lr_drop_factor``.
+    cosine_decay:
+        Anneal the learning rate along a half cosine over ``max_epochs``: epoch ``e``
+        (from 1) trains at ``learning_rate · (1 + cos(π (e − 1) / max_epochs)) / 2``
+        (times any ``lr_drop_factor`` drops), so the last epochs take small steps.
     electrode_shift:
         Largest simulated shift of the electrode ring, as a fraction of the electrode
         spacing (augmentation; 0 = off; see :func:`shift_electrodes`).
@@ -627,6 +631,7 @@ class TrainConfig:
     rotate_validation: bool = False
     lr_drop_factor: float = 1.0
     lr_drop_after_epochs: int = 3
+    cosine_decay: bool = False
 
 
 @dataclass
@@ -1295,6 +1300,8 @@ def _fit(
     )
     best_state = copy.deepcopy(net.state_dict())
     best_epoch, best_mae, stale = 0, math.inf, 0
+    drop_scale = 1.0
+    _set_learning_rate(optimiser, epoch_learning_rate(config, 1, drop_scale))
     for epoch in range(1, epochs + 1):
         t0 = time.monotonic()
         loss = _train_epoch(
@@ -1313,10 +1320,10 @@ def _fit(
             else:
                 stale += 1
                 if config.lr_drop_factor < 1.0 and stale % config.lr_drop_after_epochs == 0:
-                    for group in optimiser.param_groups:
-                        group["lr"] *= config.lr_drop_factor
+                    drop_scale *= config.lr_drop_factor
         else:
             best_epoch, best_state = epoch, copy.deepcopy(net.state_dict())
+        _set_learning_rate(optimiser, epoch_learning_rate(config, epoch + 1, drop_scale))
         row["learning_rate"] = float(optimiser.param_groups[0]["lr"])
         row["seconds"] = time.monotonic() - t0
         history.append(row)
@@ -1324,6 +1331,22 @@ def _fit(
             break
     net.load_state_dict(best_state)
     return best_epoch, best_mae
+
+
+def epoch_learning_rate(config: TrainConfig, epoch: int, drop_scale: float = 1.0) -> float:
+    """The learning rate of ``epoch`` (from 1): the recipe's rate times ``drop_scale``
+    (the ``lr_drop_factor`` drops so far), on a half cosine over ``max_epochs`` when
+    ``cosine_decay`` is set."""
+    rate = config.learning_rate * drop_scale
+    if config.cosine_decay:
+        progress = min(max(epoch - 1, 0), config.max_epochs) / config.max_epochs
+        rate *= 0.5 * (1.0 + math.cos(math.pi * progress))
+    return rate
+
+
+def _set_learning_rate(optimiser: torch.optim.Optimizer, rate: float) -> None:
+    for group in optimiser.param_groups:
+        group["lr"] = rate
 
 
 def train_model(
