@@ -521,6 +521,15 @@ entry):
   stopped on the patience; per member P1 269-341 s, P2 292-362 s, P3 211-353 s, P4
   256-293 s, and on a slower machine the share, not the patience, will end more.
   Training 13.5-18.6 min per 3DC participant (was 7.5-12.7), 10.3-10.4 min for S1 / S2.
+* the learning rate annealed along a half cosine over the 60 epochs (--set
+  cosine_decay=true), not adopted: since most members now run to the cap, a rate that
+  falls to zero there should let them settle. Seed 0 (CLI, two side by side), member
+  validation MAE at sharpness 1, the recipe's same-seed members in brackets: P1 5.08,
+  5.20, 4.75 (4.39, 4.59, 3.93), P3 12.81, 12.67, 13.97 (11.98, 11.72, 12.68); the
+  median after sharpness / test at the baselines' windows P1 3.67 / 2.75 (3.19 / 3.27),
+  P3 11.26 / 9.91 (10.36 / 7.38, a miss). Worse on validation in all six members:
+  the members are short of training at 60 epochs, not restless, and a falling rate
+  gives them less. The other participants were not run.
 """
 
 MAX_TORCH_THREADS = 2
