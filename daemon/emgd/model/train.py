@@ -521,6 +521,10 @@ entry):
   stopped on the patience; per member P1 269-341 s, P2 292-362 s, P3 211-353 s, P4
   256-293 s, and on a slower machine the share, not the patience, will end more.
   Training 13.5-18.6 min per 3DC participant (was 7.5-12.7), 10.3-10.4 min for S1 / S2.
+  Seed 1 afterwards: P3 10.12 / 10.47 (9.41 / 7.73: a hit lost; pinch and radial
+  deviation 40 deg off in the steady hold), P4 3.75 / 2.80 (3.71 / 3.86: a miss turned
+  into a hit). Over the 18 runs validation lower in 14, the test in 16; the 3DC target
+  met in 11 of 16 (patience 8: 10), P3 in two of six either way.
 * the learning rate annealed along a half cosine over the 60 epochs (--set
   cosine_decay=true), not adopted: since most members now run to the cap, a rate that
   falls to zero there should let them settle. Seed 0 (CLI, two side by side), member
