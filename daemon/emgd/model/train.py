@@ -523,8 +523,9 @@ entry):
   Training 13.5-18.6 min per 3DC participant (was 7.5-12.7), 10.3-10.4 min for S1 / S2.
   Seed 1 afterwards: P3 10.12 / 10.47 (9.41 / 7.73: a hit lost; pinch and radial
   deviation 40 deg off in the steady hold), P4 3.75 / 2.80 (3.71 / 3.86: a miss turned
-  into a hit). Over the 18 runs validation lower in 14, the test in 16; the 3DC target
-  met in 11 of 16 (patience 8: 10), P3 in two of six either way.
+  into a hit), P1 3.24 / 2.86 (3.87 / 3.58), P2 3.47 / 5.76 (6.26 / 6.84). Over the 20
+  runs validation lower in 16, the test in 18; the 3DC target met in 13 of 18
+  (patience 8: 12), P3 in two of six either way.
 * the learning rate annealed along a half cosine over the 60 epochs (--set
   cosine_decay=true), not adopted: since most members now run to the cap, a rate that
   falls to zero there should let them settle. Seed 0 (CLI, two side by side), member
