@@ -1330,8 +1330,7 @@ def _fit(
     )
     best_state = copy.deepcopy(net.state_dict())
     best_epoch, best_mae, stale = 0, math.inf, 0
-    drop_scale = 1.0
-    _set_learning_rate(optimiser, epoch_learning_rate(config, 1, drop_scale))
+    drop_scale = 1.0  # the lr_drop_factor drops so far; epoch 1 trains at the full rate
     for epoch in range(1, epochs + 1):
         t0 = time.monotonic()
         loss = _train_epoch(
@@ -1353,7 +1352,8 @@ def _fit(
                     drop_scale *= config.lr_drop_factor
         else:
             best_epoch, best_state = epoch, copy.deepcopy(net.state_dict())
-        _set_learning_rate(optimiser, epoch_learning_rate(config, epoch + 1, drop_scale))
+        for group in optimiser.param_groups:
+            group["lr"] = epoch_learning_rate(config, epoch + 1, drop_scale)
         row["learning_rate"] = float(optimiser.param_groups[0]["lr"])
         row["seconds"] = time.monotonic() - t0
         history.append(row)
@@ -1372,11 +1372,6 @@ def epoch_learning_rate(config: TrainConfig, epoch: int, drop_scale: float = 1.0
         progress = min(max(epoch - 1, 0), config.max_epochs) / config.max_epochs
         rate *= 0.5 * (1.0 + math.cos(math.pi * progress))
     return rate
-
-
-def _set_learning_rate(optimiser: torch.optim.Optimizer, rate: float) -> None:
-    for group in optimiser.param_groups:
-        group["lr"] = rate
 
 
 def train_model(
