@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run monitor test lint typecheck pytest clean venv install model
+.PHONY: run monitor test lint layers typecheck pytest clean venv install model
 
 venv: $(STAMP)
 
@@ -26,12 +26,16 @@ run: $(STAMP)
 monitor: $(STAMP)
 	$(BIN)/emgd monitor --simulate
 
-## Everything CI checks: lint, types, tests.
-test: lint typecheck pytest
+## Everything CI checks: lint, the package's import layers, types, tests.
+test: lint layers typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check daemon tests
 	$(BIN)/ruff format --check daemon tests
+
+## Imports go one way through the layers declared in pyproject.toml ([tool.importlinter]).
+layers: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from emgd.board import Board, open_board
 from emgd.clock import Clock, FakeClock, SystemClock
 from emgd.config import Config, load_config
+from emgd.service.board import Board, open_board
 
 HARDWARE = os.environ.get("EMGD_TEST_HARDWARE") == "1"
 

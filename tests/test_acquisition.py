@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from emgd.acquisition import AcquisitionProcess, RealtimeRequest, apply_realtime
 from emgd.config import load_config
 from emgd.errors import HardwareInitError
+from emgd.service.acquisition import AcquisitionProcess, RealtimeRequest, apply_realtime
 
 
 def test_frames_flow_from_the_child_with_the_wearers_intent() -> None:

@@ -1,4 +1,4 @@
-"""Tests of emgd.baselines: Hudgins features by hand, ridge and LDA, end-to-end evaluation.
+"""Tests of emgd.offline.baselines: Hudgins features by hand, ridge and LDA, end-to-end evaluation.
 
 The end-to-end tests use synthetic EMG; one test uses the real 3DC files from the datasets
 folder (``$EMGD_DATASETS`` or ``../shared/datasets``) and skips when it is absent.
@@ -12,8 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emgd import baselines
-from emgd.baselines import (
+from emgd.data.recording import Recording
+from emgd.data.synthetic import synthetic_recordings
+from emgd.errors import ConfigError, DatasetError
+from emgd.offline import baselines
+from emgd.offline.baselines import (
     LdaBaseline,
     WindowedSet,
     bandpass,
@@ -23,9 +26,6 @@ from emgd.baselines import (
     ridge_solve,
     window_samples,
 )
-from emgd.data.recording import Recording
-from emgd.data.synthetic import synthetic_recordings
-from emgd.errors import ConfigError, DatasetError
 
 FS_HZ = 1000.0
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from emgd.board import open_board, servo_calibrations
 from emgd.clock import FakeClock
 from emgd.config import load_config
 from emgd.errors import ConfigError, HardwareInitError
+from emgd.service.board import open_board, servo_calibrations
 
 
 def test_default_config_opens_the_simulated_ads1299_and_pca9685() -> None:

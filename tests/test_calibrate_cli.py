@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from emgd.calibrate_cli import (
+from emgd.client.calibrate_cli import (
     calibrate_main,
     parse_nudge,
     progress_line,
@@ -18,9 +18,9 @@ from emgd.calibrate_cli import (
     servos_main,
     summary_table,
 )
+from emgd.client.status_client import RemoteError, StatusClient
 from emgd.clock import SystemClock
-from emgd.status_client import RemoteError, StatusClient
-from emgd.status_server import INVALID_PARAMS
+from emgd.service.status_server import INVALID_PARAMS
 from tests.test_calibration_session import Wearer, live, needs_model, small_model
 
 __all__ = ["live", "small_model"]  # module fixtures shared with the daemon-side tests

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emgd import calibration_store
-from emgd.calibration_session import (
+from emgd.calibration import store as calibration_store
+from emgd.calibration.session import (
     CLIENT_TIMEOUT_S,
     SETTLE_S,
     CalibrationService,
@@ -23,8 +23,7 @@ from emgd.calibration_session import (
 from emgd.clock import FakeClock
 from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Normaliser
-from emgd.errors import ModelError
-from emgd.status_server import InvalidParams
+from emgd.errors import InvalidParams, ModelError
 
 FS_HZ = 1000.0
 HOP = 20  # frames per hop at 1 kHz
@@ -318,7 +317,7 @@ def live(
 ) -> Iterator[tuple[Any, Wearer]]:
     """A daemon on the simulated board, its loop in a thread, the EMG under test control."""
     from emgd.config import load_config
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     tmp = tmp_path_factory.mktemp("daemon")
     config = load_config(
@@ -384,7 +383,7 @@ def wait_status(daemon: Any, predicate: Any, timeout_s: float = 5.0) -> dict[str
 
 @needs_model
 def test_daemon_session_saves_applies_and_shows_it(live: tuple[Any, Wearer]) -> None:
-    from emgd.status_client import StatusClient
+    from emgd.client.status_client import StatusClient
 
     daemon, wearer = live
     wearer.flat_channel = None
@@ -407,7 +406,7 @@ def test_daemon_session_saves_applies_and_shows_it(live: tuple[Any, Wearer]) -> 
 
 @needs_model
 def test_daemon_refuses_a_flat_channel_and_keeps_the_old_one(live: tuple[Any, Wearer]) -> None:
-    from emgd.status_client import StatusClient
+    from emgd.client.status_client import StatusClient
 
     daemon, wearer = live
     path = daemon.state_dir / calibration_store.FILE_NAME
@@ -433,7 +432,7 @@ def test_daemon_refuses_a_flat_channel_and_keeps_the_old_one(live: tuple[Any, We
 
 @needs_model
 def test_daemon_cancel_and_resume_end_the_session(live: tuple[Any, Wearer]) -> None:
-    from emgd.status_client import StatusClient
+    from emgd.client.status_client import StatusClient
 
     daemon, _ = live
     with StatusClient(daemon.socket_path) as client:

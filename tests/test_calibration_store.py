@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgd.calibration_store import (
+from emgd.calibration.store import (
     FILE_NAME,
     PREVIOUS_NAME,
     StoredCalibration,

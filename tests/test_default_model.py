@@ -6,7 +6,7 @@ import numpy as np
 
 from emgd.config import load_config
 from emgd.model.runtime import OnnxModel
-from emgd.runner import SOURCE_MODEL_DIR, resolve_model_path
+from emgd.service.runner import SOURCE_MODEL_DIR, resolve_model_path
 
 
 def test_default_model_is_found_loads_and_fits_the_default_config() -> None:

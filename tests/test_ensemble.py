@@ -24,17 +24,11 @@ from emgd.model.ensemble import (  # noqa: E402  (after the torch skip)
     member_seed,
 )
 from emgd.model.network import EmgNet  # noqa: E402
-from emgd.model.train import (  # noqa: E402
-    TrainConfig,
-    TrainResult,
-    closed_loop_predict,
-    evaluate_closed_loop,
-    load_checkpoint,
-    save_checkpoint,
-    train_model,
-    with_sharpness,
-)
 from emgd.poses import pose_angles_deg  # noqa: E402
+from emgd.training.rollout import closed_loop_predict, evaluate_closed_loop  # noqa: E402
+from emgd.training.settings import TrainConfig, TrainResult  # noqa: E402
+from emgd.training.sharpness import with_sharpness  # noqa: E402
+from emgd.training.train import load_checkpoint, save_checkpoint, train_model  # noqa: E402
 from tests.test_train import BANDED, FS_HZ, N_CHANNELS  # noqa: E402
 
 # One network: the small banded pose-mixture spec test_train trains.
@@ -252,15 +246,15 @@ def test_exported_ensemble_runs_in_onnxruntime_as_in_torch(tmp_path: Path) -> No
 
 
 def test_rotated_folds_hold_out_each_block_of_reps_in_turn(split: Split) -> None:
-    from emgd.model.train import _split_validation
+    from emgd.training.fit import split_validation
 
     recs = split.train  # reps 0, 1, 2
-    held = [{r.rep for r in _split_validation(recs, 1, fold=k)[1]} for k in range(4)]
+    held = [{r.rep for r in split_validation(recs, 1, fold=k)[1]} for k in range(4)]
     assert held == [{2}, {1}, {0}, {2}]
-    fit, val = _split_validation(recs, 1, fold=1)
+    fit, val = split_validation(recs, 1, fold=1)
     assert {r.rep for r in fit} == {0, 2} and len(fit) + len(val) == len(recs)
-    assert {r.rep for r in _split_validation(recs, 2, fold=1)[1]} == {0, 2}  # cyclic
-    assert _split_validation(recs, 3, fold=1) == (list(recs), [])  # nothing left to fit
+    assert {r.rep for r in split_validation(recs, 2, fold=1)[1]} == {0, 2}  # cyclic
+    assert split_validation(recs, 3, fold=1) == (list(recs), [])  # nothing left to fit
 
 
 def test_rotated_validation_trains_each_member_on_other_reps(
@@ -296,7 +290,7 @@ def test_rotated_validation_trains_each_member_on_other_reps(
     validation = rotated.report["validation"]
     assert chosen["val_mae_deg"] == pytest.approx(np.mean(validation["member_mae_deg"]))
     assert rotated.spec.class_sharpness == sharpness["chosen"]
-    from emgd.model.publish import _sharpness_lines
+    from emgd.training.publish import _sharpness_lines
 
     assert "chosen on each member's own reps (closed-loop MAE" in _sharpness_lines(sharpness)[1]
     assert set(rotated.report["history_effect"]) == {

@@ -15,16 +15,21 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from emgd.baselines import window_samples
 from emgd.cli import main
 from emgd.data.recording import Recording
 from emgd.data.splits import Split, find_datasets_root, load_split, synthetic_split
 from emgd.dsp.filters import FilterSpec
 from emgd.errors import CalibrationError, DatasetError, ModelError
-from emgd.evaluate import calibration_from_training, evaluate_model, format_report, format_summary
 from emgd.model.contract import PreprocessContract, default_channel_names
 from emgd.model.export import json_ready
 from emgd.model.spec import ModelSpec
+from emgd.offline.baselines import window_samples
+from emgd.offline.evaluate import (
+    calibration_from_training,
+    evaluate_model,
+    format_report,
+    format_summary,
+)
 from emgd.poses import pose_angles_deg
 
 FS_HZ = 500.0

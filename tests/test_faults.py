@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emgd.calibration_store import StoredCalibration
+from emgd.calibration.store import StoredCalibration
 from emgd.config import Config, load_config
 from emgd.hw.servo_math import counts_to_pulse_us, pulse_us_to_angle_deg
 
@@ -61,7 +61,7 @@ def run_and_record(
     config: Config, seconds: float, nack_at_hop: int | None = None
 ) -> dict[str, Any]:
     """Run the daemon, reading back every servo's pulse from the simulated PCA9685."""
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     daemon = Daemon(config, env={})
     daemon.start()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from emgd.board import open_board
 from emgd.clock import FakeClock
 from emgd.config import ADS1299_RATES_HZ, Config, load_config
+from emgd.service.board import open_board
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware_config"
 BOARDS = FIRMWARE / "boards"

@@ -17,20 +17,18 @@ from emgd.data.recording import Recording
 from emgd.errors import ConfigError, DatasetError
 from emgd.model.network import EmgNet
 from emgd.model.spec import ModelSpec
-from emgd.model.stream import build_stream, class_index, gestures_of
-from emgd.model.train import (
-    SHARPNESS_CANDIDATES,
+from emgd.offline.stream import build_stream, class_index, gestures_of
+from emgd.poses import POSE_NAMES, pose_angles_deg
+from emgd.training.settings import (
     SPEC_SETTINGS,
     TrainConfig,
     has_graded_effort,
-    pick_sharpness,
     recipe_gestures,
     recipe_spec_for,
     spec_with_settings,
-    train_model,
-    with_sharpness,
 )
-from emgd.poses import POSE_NAMES, pose_angles_deg
+from emgd.training.sharpness import SHARPNESS_CANDIDATES, pick_sharpness, with_sharpness
+from emgd.training.train import train_model
 
 FS_HZ = 500.0
 N_CHANNELS = 3

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emgd.clock import FakeClock
-from emgd.hop_timing import (
+from emgd.service.hop_timing import (
     WAKE_MARGIN_NS,
     max_wait_ns,
     next_wake_ns,

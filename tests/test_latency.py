@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emgd.latency import RECENT_HOPS, RELATIVE_ERROR, LatencyRecorder, RunHistogram
+from emgd.service.latency import RECENT_HOPS, RELATIVE_ERROR, LatencyRecorder, RunHistogram
 
 
 @settings(max_examples=40, deadline=None)

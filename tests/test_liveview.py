@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from emgd.liveview import level_bar, render_line, render_screen
-from emgd.monitor import HopSummary
+from emgd.client.liveview import level_bar, render_line, render_screen
+from emgd.service.monitor import HopSummary
 
 
 def summary(**changes: object) -> HopSummary:

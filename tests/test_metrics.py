@@ -1,4 +1,4 @@
-"""Tests of emgd.metrics: every expected value is worked out by hand in a comment."""
+"""Tests of emgd.offline.metrics: every expected value is worked out by hand in a comment."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emgd.errors import ConfigError
-from emgd.metrics import (
+from emgd.offline.metrics import (
     held_at,
     mae_by_gesture,
     mae_by_time_since_start,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emgd.board import open_board
 from emgd.clock import FakeClock
 from emgd.config import load_config
 from emgd.errors import ConfigError
-from emgd.monitor import HopSummary, Monitor
+from emgd.service.board import open_board
+from emgd.service.monitor import HopSummary, Monitor
 from emgd.sim.trajectory import ConstantPose, KeyframeTrajectory
 
 

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emgd.board import open_board
 from emgd.clock import FakeClock, SystemClock
 from emgd.config import load_config
 from emgd.errors import ConfigError, HardwareIOError
 from emgd.hw.interfaces import FloatArray, SignalSource
+from emgd.service.board import open_board
 from emgd.sim.prefetch import PrefetchedSource, SyntheticEmgSpec
 from emgd.sim.synthetic_emg import SyntheticEmg
 from emgd.sim.trajectory import ConstantPose, KeyframeTrajectory, PoseSequence

@@ -121,7 +121,7 @@ def test_train_set_names_the_bad_setting_in_one_line(capsys: pytest.CaptureFixtu
 def test_train_budget_defaults_to_six_minutes_per_member(
     monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...], minutes: float
 ) -> None:
-    import emgd.model.train
+    import emgd.training.train
 
     seen: list[float] = []
 
@@ -129,7 +129,7 @@ def test_train_budget_defaults_to_six_minutes_per_member(
         seen.append(max_minutes)
         raise ConfigError("stop here")
 
-    monkeypatch.setattr(emgd.model.train, "train_model", record)
+    monkeypatch.setattr(emgd.training.train, "train_model", record)
     args = ["train", "--dataset", "synthetic", "--participant", "seed1", "--recordings", "2"]
     assert main([*args, "--out", "x.onnx", *extra]) == exit_code_for(ConfigError("x"))
     assert seen == [minutes]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgd.calibration_store import StoredCalibration
+from emgd.calibration.store import StoredCalibration
 from emgd.clock import FakeClock
 from emgd.config import Config, load_config
 from emgd.errors import ModelError
@@ -53,7 +53,7 @@ def daemon_config(model: Path, tmp_path: Path, *extra: str) -> Config:
 
 
 def test_runs_on_the_simulated_board_and_reports(small_model: Path, tmp_path: Path) -> None:
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     daemon = Daemon(daemon_config(small_model, tmp_path), env={})
     daemon.start()
@@ -84,7 +84,7 @@ def test_runs_on_the_simulated_board_and_reports(small_model: Path, tmp_path: Pa
 
 
 def test_shutdown_leaves_the_hand_in_the_safe_pose(small_model: Path, tmp_path: Path) -> None:
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     daemon = Daemon(daemon_config(small_model, tmp_path, "safety.safe_pose=open"), env={})
     daemon.start()
@@ -100,7 +100,7 @@ def test_shutdown_leaves_the_hand_in_the_safe_pose(small_model: Path, tmp_path: 
 
 
 def test_a_model_for_another_rate_is_refused_naming_both(small_model: Path, tmp_path: Path) -> None:
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     # 500 Hz is below the model's 1000 Hz (whole multiples above it are decimated).
     config = daemon_config(small_model, tmp_path, "adc.sample_rate_hz=500")
@@ -109,7 +109,7 @@ def test_a_model_for_another_rate_is_refused_naming_both(small_model: Path, tmp_
 
 
 def test_an_adc_at_twice_the_model_rate_is_decimated(small_model: Path, tmp_path: Path) -> None:
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     daemon = Daemon(daemon_config(small_model, tmp_path, "adc.sample_rate_hz=2000"), env={})
     daemon.start()
@@ -130,8 +130,8 @@ def test_an_adc_at_twice_the_model_rate_is_decimated(small_model: Path, tmp_path
 def test_reload_swaps_calibration_and_refuses_a_corrupt_one(
     small_model: Path, tmp_path: Path
 ) -> None:
-    from emgd import calibration_store
-    from emgd.runner import Daemon
+    from emgd.calibration import store as calibration_store
+    from emgd.service.runner import Daemon
 
     daemon = Daemon(daemon_config(small_model, tmp_path), env={})
     daemon.start()
@@ -155,7 +155,7 @@ def test_reload_swaps_calibration_and_refuses_a_corrupt_one(
 
 
 def test_the_loop_runs_at_fifo_priority_and_gives_it_back() -> None:
-    from emgd.runner import loop_scheduling
+    from emgd.service.runner import loop_scheduling
 
     before = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
     try:
@@ -184,7 +184,7 @@ def test_a_backlog_is_filtered_whole_but_only_its_newest_window_inferred(
 ) -> None:
     import time
 
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     daemon = Daemon(daemon_config(small_model, tmp_path), env={})
     daemon.start()
@@ -229,7 +229,7 @@ def test_the_loop_waits_only_for_a_window_due_in_this_hop(
     from emgd.clock import FakeClock
 
     needed, per_ms, late, waited_ms = case
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     clock = FakeClock(start_ns=0)
     daemon = Daemon(daemon_config(small_model, tmp_path), clock=clock, env={})

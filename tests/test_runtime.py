@@ -185,7 +185,7 @@ def test_metadata_that_contradicts_the_graph_is_refused(
 
 def test_the_daemon_side_does_not_import_torch() -> None:
     code = (
-        "import sys, emgd.model.runtime, emgd.model.contract, emgd.pipeline, emgd.evaluate;"
+        "import sys, emgd.model.runtime, emgd.model.contract, emgd.pipeline, emgd.offline.evaluate;"
         "print('torch' in sys.modules, 'onnx' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

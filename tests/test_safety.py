@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emgd.errors import ConfigError
-from emgd.safety import OneEuroFilter, SafetyGate, SafetySettings, SafetyState
+from emgd.service.safety import OneEuroFilter, SafetyGate, SafetySettings, SafetyState
 
 HOP_NS = 20_000_000
 T0 = 5_000_000_000

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emgd.hw.interfaces import AcquisitionStats, Frame
-from emgd.shm_ring import STATE_RUNNING, RingLayout, SharedFrameRing
+from emgd.service.shm_ring import STATE_RUNNING, RingLayout, SharedFrameRing
 
 
 def frame(i: int, n_channels: int = 3) -> Frame:

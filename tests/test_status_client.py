@@ -1,4 +1,4 @@
-"""Tests of emgd.status_client against a real StatusServer and hand-made broken servers."""
+"""Tests of emgd.client.status_client against a real StatusServer and hand-made broken servers."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from emgd.errors import EmgdError, exit_code_for
-from emgd.status_client import (
+from emgd.client.status_client import (
     DaemonAccessDenied,
     DaemonTimeout,
     DaemonUnavailable,
@@ -22,7 +21,8 @@ from emgd.status_client import (
     StatusClient,
     socket_path,
 )
-from emgd.status_server import (
+from emgd.errors import EmgdError, exit_code_for
+from emgd.service.status_server import (
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     PERMISSION_DENIED,

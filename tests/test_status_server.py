@@ -1,4 +1,4 @@
-"""Tests of emgd.status_server over a real Unix socket in tmp_path."""
+"""Tests of emgd.service.status_server over a real Unix socket in tmp_path."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emgd.errors import ConfigError
-from emgd.status_server import (
+from emgd.errors import ConfigError, InvalidParams
+from emgd.service.status_server import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -27,7 +27,6 @@ from emgd.status_server import (
     PERMISSION_DENIED,
     REQUEST_FAILED,
     TOO_MANY_CLIENTS,
-    InvalidParams,
     PeerCred,
     SocketCounters,
     StatusServer,

@@ -1,4 +1,4 @@
-"""Tests of emgd.status_view: table rendering, JSON mode and the --watch loop."""
+"""Tests of emgd.client.status_view: table rendering, JSON mode and the --watch loop."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ from typing import Any
 
 import pytest
 
-from emgd.clock import NS_PER_S, FakeClock
-from emgd.errors import exit_code_for
-from emgd.liveview import CLEAR_HOME
-from emgd.status_client import DaemonUnavailable, RemoteError
-from emgd.status_server import PeerCred, StatusServer
-from emgd.status_view import (
+from emgd.client.liveview import CLEAR_HOME
+from emgd.client.status_client import DaemonUnavailable, RemoteError
+from emgd.client.status_view import (
     example_snapshot,
     format_uptime,
     render_status,
@@ -24,6 +21,9 @@ from emgd.status_view import (
     render_watch_screen,
     status_main,
 )
+from emgd.clock import NS_PER_S, FakeClock
+from emgd.errors import exit_code_for
+from emgd.service.status_server import PeerCred, StatusServer
 
 
 class Daemon:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emgd.systemd import Notifier
+from emgd.service.systemd import Notifier
 
 
 @pytest.fixture

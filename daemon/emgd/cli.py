@@ -329,9 +329,9 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
 
     from emgd.data.splits import load_split, participants
     from emgd.errors import DatasetError
-    from emgd.evaluate import evaluate_model, format_report, format_summary
     from emgd.model.export import json_ready
     from emgd.model.runtime import OnnxModel
+    from emgd.offline.evaluate import evaluate_model, format_report, format_summary
 
     model = OnnxModel(args.model)
     names = list(args.participant)
@@ -357,7 +357,7 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from emgd.config import load_config
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     extra = SIMULATE_OVERRIDES if args.simulate else ()
     config = load_config(args.config, overrides=[*args.set, *extra])
@@ -373,8 +373,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _daemon_socket(args: argparse.Namespace) -> Path:
+    from emgd.client.status_client import socket_path
     from emgd.config import load_config
-    from emgd.status_client import socket_path
 
     if args.socket is not None:
         return Path(args.socket)
@@ -388,10 +388,10 @@ def _daemon_socket(args: argparse.Namespace) -> Path:
 
 
 def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
-    from emgd.calibrate_cli import calibrate_main, heartbeat, servos_main, terminal_keys
+    from emgd.client.calibrate_cli import calibrate_main, heartbeat, servos_main, terminal_keys
+    from emgd.client.status_client import StatusClient
     from emgd.clock import SystemClock
     from emgd.config import load_config
-    from emgd.status_client import StatusClient
 
     path = _daemon_socket(args)
     if args.target == "servos":
@@ -440,14 +440,14 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         raise MissingDependencyError(
             "emgd train needs the train extra: pip install 'emgd[train]' (torch==2.13.0, onnx)"
         ) from None
-    from emgd.model.publish import publish
-    from emgd.model.train import (
+    from emgd.training.publish import publish
+    from emgd.training.settings import (
         RECIPE_MINUTES_PER_MEMBER,
         config_with_settings,
         recipe_spec_for,
         spec_with_settings,
-        train_model,
     )
+    from emgd.training.train import train_model
 
     config = config_with_settings(args.settings)
     threads = min(2, os.cpu_count() or 1) if args.threads is None else args.threads
@@ -497,18 +497,18 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _status(args: argparse.Namespace, out: TextIO) -> int:
-    from emgd.status_view import status_main
+    from emgd.client.status_view import status_main
 
     path = _daemon_socket(args)
     return status_main(stdout=out, socket_path=path, json_output=args.json, watch=args.watch)
 
 
 def _monitor(args: argparse.Namespace, out: TextIO) -> int:
-    from emgd.board import open_board
+    from emgd.client.liveview import CLEAR_HOME, render_line, render_screen
     from emgd.clock import SystemClock
     from emgd.config import load_config
-    from emgd.liveview import CLEAR_HOME, render_line, render_screen
-    from emgd.monitor import Monitor
+    from emgd.service.board import open_board
+    from emgd.service.monitor import Monitor
 
     extra = SIMULATE_OVERRIDES if args.simulate else ()
     config = load_config(args.config, overrides=[*args.set, *extra])

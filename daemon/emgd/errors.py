@@ -72,6 +72,10 @@ class DatasetError(EmgdError, ValueError):
     exit_code = 8
 
 
+class InvalidParams(EmgdError, ValueError):
+    """A status-socket request's params are wrong; the server replies ``invalid params``."""
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Return the documented exit code for an exception (1 for anything unexpected)."""
     if isinstance(exc, EmgdError):

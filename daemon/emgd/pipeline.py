@@ -1,7 +1,7 @@
 """The inference pipeline: filter → normaliser → windower → model, for one continuous stream.
 
 This module is the one place that composes the signal chain with a model, so offline
-evaluation (:mod:`emgd.evaluate`), training code and the daemon run identical arithmetic.
+evaluation (:mod:`emgd.offline.evaluate`), training code and the daemon run identical arithmetic.
 :class:`InferencePipeline` takes raw blocks in µV, filters them with the contract's
 :class:`~emgd.dsp.filters.StreamingFilter` (started with ``reset(None)``), applies the wearer's
 :class:`~emgd.dsp.normalise.Normaliser`, cuts windows every hop with a
@@ -11,7 +11,7 @@ history inputs are the previous *commanded* angles, which only the caller knows 
 safety layer may limit or hold what the model asked for), so the caller decides at every hop
 what was commanded; :func:`replay_closed_loop` is the offline loop that commands the model's
 own clamped outputs. Values in, values out: no clock, no threads, no files, no datasets
-(the protocol's stream rules live in :mod:`emgd.model.stream`), and no torch.
+(the protocol's stream rules live in :mod:`emgd.offline.stream`), and no torch.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emgd.board import Board
 from emgd.clock import NS_PER_S, Clock
 from emgd.hw.interfaces import Frame
+from emgd.service.board import Board
 from tests.conftest import HARDWARE
 
 BACKENDS = ["ads1299"] if HARDWARE else ["ads1299", "mcp3008"]

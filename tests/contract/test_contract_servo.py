@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from emgd.board import Board
 from emgd.clock import Clock
 from emgd.hw.servo_math import angle_to_pulse_us, pulse_us_to_counts
+from emgd.service.board import Board
 
 FULL_OFF = 4096
 

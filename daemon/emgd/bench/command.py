@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int
     from emgd.clock import SystemClock
     from emgd.config import load_config
     from emgd.model.runtime import OnnxModel
-    from emgd.runner import live_contract, resolve_model_path
+    from emgd.service.runner import live_contract, resolve_model_path
 
     err = sys.stderr if err is None else err
     plan = _plan(args)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from emgd.bench.procstat import ProcReading, TreeMonitor
+from emgd.client.status_client import StatusClient
 from emgd.clock import NS_PER_S, Clock
 from emgd.errors import EmgdError
-from emgd.status_client import StatusClient
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0

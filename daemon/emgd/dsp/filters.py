@@ -25,7 +25,7 @@ FloatArray = npt.NDArray[np.float64]
 def scipy_signal() -> Any:
     """:mod:`scipy.signal`, imported on first use rather than with this module: the import
     takes ~2 s and ~50 MiB on a small machine, and the daemon pays it after READY, while
-    the first window fills (see :meth:`emgd.runner.Daemon.start`)."""
+    the first window fills (see :meth:`emgd.service.runner.Daemon.start`)."""
     from scipy import signal
 
     return signal

@@ -6,7 +6,7 @@ filters the raw frames of every hop with its own :class:`~emgd.dsp.filters.Strea
 will see, un-normalised), records the phases the client asks for (``rest`` and one
 recording per gesture), reports progress and live per-channel RMS, and at the end computes
 the calibration with :func:`~emgd.dsp.normalise.compute_calibration`, saves it atomically
-with :mod:`emgd.calibration_store` and hands it to the daemon to apply, or refuses with
+with :mod:`emgd.calibration.store` and hands it to the daemon to apply, or refuses with
 the reason and keeps the previous one. It also owns the socket handlers of the
 ``calibrate.*`` methods; they run in the status server's thread and therefore only read the
 snapshot this module publishes or submit a command to the loop (the reply carries a
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from emgd import calibration_store
+from emgd.calibration import store as calibration_store
 from emgd.clock import NS_PER_S, Clock
 from emgd.dsp.filters import FilterSpec, StreamingFilter
 from emgd.dsp.normalise import (
@@ -38,7 +38,7 @@ from emgd.dsp.normalise import (
     moving_rms,
     railed_mask_from_bits,
 )
-from emgd.errors import CalibrationError, EmgdError
+from emgd.errors import CalibrationError, EmgdError, InvalidParams
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -277,7 +277,7 @@ class CalibrationService:
     filter_spec, sample_rate_hz, n_channels:
         The model contract's filter, rate and channel count.
     state_dir:
-        Where :func:`emgd.calibration_store.save` writes the result.
+        Where :func:`emgd.calibration.store.save` writes the result.
     clock:
         The loop's clock (session time-out).
     submit:
@@ -483,8 +483,6 @@ class CalibrationService:
         return {"seq": seq}
 
     def _handle_record(self, params: dict[str, Any], peer: object) -> dict[str, int]:
-        from emgd.status_server import InvalidParams
-
         phase = params.get("phase")
         seconds = params.get("seconds")
         if not isinstance(phase, str) or not PHASE_NAME.match(phase):

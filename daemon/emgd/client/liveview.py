@@ -1,7 +1,7 @@
 """Text rendering of monitor snapshots: a full-screen view on a terminal, one summary line
 per second otherwise (journal, pipes).
 
-Pure formatting: takes :class:`~emgd.monitor.HopSummary` values and returns strings; the
+Pure formatting: takes :class:`~emgd.service.monitor.HopSummary` values and returns strings; the
 caller decides where they go.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from emgd.config import FINGERS
-from emgd.monitor import HopSummary
+from emgd.service.monitor import HopSummary
 
 BAR_WIDTH = 30
 #: RMS shown as a full bar (µV); sEMG at strong effort reaches a few hundred µV.

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emgd.board import Board
 from emgd.clock import NS_PER_S, Clock
 from emgd.errors import ConfigError
 from emgd.hw.interfaces import FloatArray
+from emgd.service.board import Board
 
 SERVO_SOURCES = ("intent", "sweep", "hold")
 #: One servo frame at 50 Hz.

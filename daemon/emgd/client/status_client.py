@@ -1,7 +1,7 @@
 """The status socket's client: one request, one reply, with one-line errors a person can act
 on.
 
-This module owns the client side of the wire protocol (see :mod:`emgd.status_server`) and
+This module owns the client side of the wire protocol (see :mod:`emgd.service.status_server`) and
 the translation of socket failures into :class:`DaemonUnavailable` and its subclasses, and
 of error replies into :class:`RemoteError`. It keeps one connection open across calls (so
 ``emgd status --watch`` does not reconnect five times a second) and reconnects after any
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from emgd.errors import EmgdError, describe_os_error
-from emgd.status_server import ERROR_NAMES, PARSE_ERROR, PERMISSION_DENIED
+from emgd.service.status_server import ERROR_NAMES, PARSE_ERROR, PERMISSION_DENIED
 
 DEFAULT_RUNTIME_DIR = Path("/run/emgd")
 SOCKET_NAME = "emgd.sock"
@@ -58,7 +58,7 @@ class RemoteError(EmgdError):
     Attributes
     ----------
     code:
-        The reply's error code (see :mod:`emgd.status_server`).
+        The reply's error code (see :mod:`emgd.service.status_server`).
     method:
         The method that was called.
     """

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emgd.errors import EmgdError, describe_os_error
+from emgd.errors import EmgdError, InvalidParams, describe_os_error
 
 log = logging.getLogger("emgd.status")
 
@@ -92,10 +92,6 @@ class StatusSocketError(EmgdError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-class InvalidParams(EmgdError, ValueError):
-    """Raised by a handler whose params are wrong; becomes an ``invalid params`` reply."""
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from emgd.clock import NS_PER_S, Clock, SystemClock
-from emgd.config import FINGERS
-from emgd.latency import STAGES
-from emgd.status_client import (
+from emgd.client.status_client import (
     DEFAULT_SOCKET_PATH,
     DEFAULT_TIMEOUT_S,
     DaemonUnavailable,
     RemoteError,
     StatusClient,
 )
-from emgd.status_server import PARSE_ERROR
+from emgd.clock import NS_PER_S, Clock, SystemClock
+from emgd.config import FINGERS
+from emgd.service.latency import STAGES
+from emgd.service.status_server import PARSE_ERROR
 
 STATUS_METHOD = "status"
 DASH = "—"
@@ -190,7 +190,7 @@ def render_json(snapshot: Mapping[str, Any], *, indent: int | None = 2) -> str:
 
 def render_watch_screen(snapshot: Mapping[str, Any]) -> str:
     """The full-screen live view: headline, counters, level bars, finger angles."""
-    from emgd.liveview import level_bar
+    from emgd.client.liveview import level_bar
 
     s = snapshot
     acq = _get(s, "acquisition")
@@ -272,7 +272,7 @@ def status_main(
     stdout:
         Where the table, JSON or live view goes.
     socket_path:
-        The daemon's socket (see :func:`emgd.status_client.socket_path`).
+        The daemon's socket (see :func:`emgd.client.status_client.socket_path`).
     json_output:
         Print the snapshot as JSON (with ``watch``: one compact JSON line per refresh).
     watch:
@@ -324,7 +324,7 @@ def _watch(
     clock: Clock | None,
     max_refreshes: int | None,
 ) -> int:
-    from emgd.liveview import CLEAR_HOME
+    from emgd.client.liveview import CLEAR_HOME
 
     clock = SystemClock() if clock is None else clock
     period_ns = max(1, round(period_s * NS_PER_S))

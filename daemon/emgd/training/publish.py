@@ -1,8 +1,8 @@
 """Turn a training run into a shipped model: ONNX file, metadata card, Markdown model card.
 
-After :func:`emgd.model.train.train_model`, :func:`publish` exports the network with its
+After :func:`emgd.training.train.train_model`, :func:`publish` exports the network with its
 preprocessing contract (:mod:`emgd.model.export`), scores it in closed loop on the split's
-test side with the official scorer (:func:`emgd.evaluate.evaluate_model`, baselines beside
+test side with the official scorer (:func:`emgd.offline.evaluate.evaluate_model`, baselines beside
 it), and writes the card twice: as JSON in the ONNX metadata (with the training
 calibration, which the daemon uses until the wearer runs ``emgd calibrate``) and as a
 Markdown file next to the model. Imports torch (through export); training only.
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from emgd import __version__
-from emgd.calibration_store import StoredCalibration, now_text
+from emgd.calibration.store import StoredCalibration, now_text
 from emgd.data.splits import Split
 from emgd.model.contract import PreprocessContract
-from emgd.model.train import TrainResult
+from emgd.training.settings import TrainResult
 
 
 def _calibration_of(result: TrainResult) -> StoredCalibration:
@@ -42,9 +42,9 @@ def publish(
     evaluate: bool = True,
 ) -> dict[str, Any]:
     """Export ``result`` to ``out_path`` (+ ``.md`` card); return the card dict."""
-    from emgd.evaluate import SYSTEMS, evaluate_model
     from emgd.model.export import export_onnx
     from emgd.model.info import model_info_text
+    from emgd.offline.evaluate import SYSTEMS, evaluate_model
 
     contract = PreprocessContract.for_spec(result.spec, result.filter_spec)
     card: dict[str, Any] = {

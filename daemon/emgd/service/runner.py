@@ -7,7 +7,7 @@ acquisition process (chip ID, register read-back) → servo board → servos to 
 20 ms by default, one servo frame) it takes the new frames from the acquisition ring,
 runs filter → window → model (the newest window only, after a backlog) through
 :class:`~emgd.pipeline.InferencePipeline`, passes the result through
-:class:`~emgd.safety.SafetyGate` and writes the five servos; it records the latency of
+:class:`~emgd.service.safety.SafetyGate` and writes the five servos; it records the latency of
 each stage, publishes an immutable status snapshot, and pings the watchdog only while
 the loop is healthy. The stages themselves live elsewhere; this module only composes them.
 """
@@ -28,31 +28,33 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emgd import __version__, calibration_store, hop_timing
-from emgd.acquisition import AcquisitionProcess, RealtimeRequest
-from emgd.board import ServoSide, open_servo_side
+from emgd import __version__
+from emgd.calibration import store as calibration_store
 from emgd.clock import NS_PER_S, Clock, SystemClock
 from emgd.config import FINGERS, Config
-from emgd.errors import CalibrationError, EmgdError, HardwareIOError, ModelError
+from emgd.errors import CalibrationError, EmgdError, HardwareIOError, InvalidParams, ModelError
 from emgd.hw.servo_math import (
     MAX_SERVO_PULSE_US,
     MIN_SERVO_PULSE_US,
     pulse_us_to_angle_deg,
     pulse_us_to_counts,
 )
-from emgd.latency import LatencyRecorder
 from emgd.poses import pose_angles_deg
-from emgd.safety import SafetyGate, SafetySettings, SafetyState
-from emgd.systemd import Notifier
+from emgd.service import hop_timing
+from emgd.service.acquisition import AcquisitionProcess, RealtimeRequest
+from emgd.service.board import ServoSide, open_servo_side
+from emgd.service.latency import LatencyRecorder
+from emgd.service.safety import SafetyGate, SafetySettings, SafetyState
+from emgd.service.systemd import Notifier
 
 if TYPE_CHECKING:
-    from emgd.calibration_session import CalibrationService
+    from emgd.calibration.session import CalibrationService
 
 log = logging.getLogger("emgd.runner")
 
 DEFAULT_MODEL_NAMES = ("default.onnx",)
 SYSTEM_MODEL_DIR = Path("/usr/share/emgd/models")
-SOURCE_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+SOURCE_MODEL_DIR = Path(__file__).resolve().parents[3] / "models"
 SYSTEM_RUNTIME_DIR = Path("/run/emgd")
 SYSTEM_STATE_DIR = Path("/var/lib/emgd")
 SOCKET_NAME = "emgd.sock"
@@ -283,7 +285,7 @@ class Daemon:
         except BaseException:
             self._acq.stop()
             raise
-        from emgd.calibration_session import CalibrationService
+        from emgd.calibration.session import CalibrationService
 
         assert self._calibration is not None
         # Calibration sees the frames as they come, at the ADC's rate.
@@ -356,7 +358,7 @@ class Daemon:
         return contract
 
     def _start_status_server(self) -> None:
-        from emgd.status_server import StatusServer
+        from emgd.service.status_server import StatusServer
 
         runtime_dir = resolve_runtime_dir(self.config, self._env)
         try:
@@ -397,8 +399,6 @@ class Daemon:
     def _handle_set_pulse(self, params: dict[str, Any], peer: object) -> object:
         """``servo.set_pulse {"finger", "pulse_us"}`` (server thread): pause, then hold that
         finger's servo at ``pulse_us`` (null hands it back to the commanded angle)."""
-        from emgd.status_server import InvalidParams
-
         finger = params.get("finger")
         pulse_us = params.get("pulse_us")
         if finger not in FINGERS:

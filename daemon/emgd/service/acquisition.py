@@ -5,7 +5,7 @@ process, filtering, inference and socket handling hold the GIL (switch interval 
 starve a reading thread, so the driver runs in a **spawned process** that does nothing
 else: it asks for real-time scheduling, a CPU and locked memory where permitted (and says
 so when not), freezes the garbage collector, then reads frame after frame into a
-:class:`~emgd.shm_ring.SharedFrameRing`. On the simulated board the simulated chip and the
+:class:`~emgd.service.shm_ring.SharedFrameRing`. On the simulated board the simulated chip and the
 synthetic wearer live in that process too, and the wearer's intended angles travel with
 each frame.
 
@@ -36,7 +36,7 @@ from emgd.clock import SystemClock
 from emgd.config import Config
 from emgd.errors import EmgdError, HardwareIOError
 from emgd.hw.interfaces import AcquisitionStats
-from emgd.shm_ring import (
+from emgd.service.shm_ring import (
     STATE_FAILED,
     STATE_RUNNING,
     STATE_STOPPED,
@@ -299,7 +299,7 @@ def _child_main(
     clock = SystemClock()
     adc_side: Any = None
     try:
-        from emgd.board import open_adc_side
+        from emgd.service.board import open_adc_side
 
         notes = apply_realtime(realtime)
         adc_side = open_adc_side(config, clock)

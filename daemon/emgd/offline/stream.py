@@ -27,7 +27,7 @@ from emgd.data.recording import Recording, check_same_layout
 from emgd.dsp.filters import FilterSpec, StreamingFilter
 from emgd.dsp.normalise import Calibration, compute_calibration
 from emgd.errors import DatasetError
-from emgd.metrics import mean_ignoring_nan, ramp_correlation
+from emgd.offline.metrics import mean_ignoring_nan, ramp_correlation
 from emgd.poses import POSE_NAMES, REST
 
 FloatArray = npt.NDArray[np.float64]

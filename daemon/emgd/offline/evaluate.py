@@ -2,12 +2,12 @@
 
 This module owns the evaluation protocol of the network: the wearer's calibration from the
 training side of a split (rest and effort samples of the filtered training stream, as
-:mod:`emgd.model.stream` defines them), a replay of the test side as one continuous stream
+:mod:`emgd.offline.stream` defines them), a replay of the test side as one continuous stream
 through :class:`~emgd.pipeline.InferencePipeline` (the daemon's code path) with the model fed
 its own clamped outputs as history, scoring at every hop whose window is complete (MAE and
 R² per finger and mean, ramp correlation per ramp file, mean MAE by time since each recording
 began and by gesture), and the two baselines plus "always rest" from
-:func:`emgd.baselines.evaluate_baselines` on the same split, with each side also scored
+:func:`emgd.offline.baselines.evaluate_baselines` on the same split, with each side also scored
 at the other's instants (the baselines at the network's hops, the network at the
 baselines' window ends) so that like can be compared with like. It also formats the
 report tables. It must not train, import torch or change what it scores (no smoothing, no
@@ -25,21 +25,21 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from emgd.baselines import HudginsExtractor, evaluate_baselines, fit_baselines
 from emgd.data.recording import Recording, check_same_layout
 from emgd.data.splits import Split
 from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Calibration, compute_calibration
 from emgd.errors import CalibrationError, ConfigError, ModelError
-from emgd.metrics import (
+from emgd.model.contract import PreprocessContract
+from emgd.offline.baselines import HudginsExtractor, evaluate_baselines, fit_baselines
+from emgd.offline.metrics import (
     STEADY_FROM_S,
     held_at,
     mae_by_gesture,
     mae_by_time_since_start,
     summarise,
 )
-from emgd.model.contract import PreprocessContract
-from emgd.model.stream import SessionStream, build_stream, ramp_scores
+from emgd.offline.stream import SessionStream, build_stream, ramp_scores
 from emgd.pipeline import (
     DEFAULT_HISTORY,
     DEFAULT_REPLAY_BLOCK_S,
@@ -95,7 +95,7 @@ def calibration_from_training(
     """The wearer's calibration from a split's training side.
 
     The training recordings are joined in protocol order and filtered as one stream
-    (:func:`emgd.model.stream.build_stream`); rest = its no-motion samples, effort = all the
+    (:func:`emgd.offline.stream.build_stream`); rest = its no-motion samples, effort = all the
     others.
 
     Raises
@@ -166,7 +166,7 @@ def _network_at_baseline_windows(
 
     Those are the ends of the feature windows inside each test recording; the network's
     output there is its latest hop's (held, as the daemon holds it), or rest before its
-    first hop. Same keys as :func:`emgd.metrics.summarise` plus the ramp scores.
+    first hop. Same keys as :func:`emgd.offline.metrics.summarise` plus the ramp scores.
     """
     instants: list[IntArray] = []
     files: list[IntArray] = []
@@ -245,10 +245,10 @@ def evaluate_model(
         JSON-ready: ``dataset``, ``participant``, ``model``, ``history_mode``, ``network``
         (``mae_deg`` per finger, ``mae_mean_deg``, ``r2``, ``r2_mean``, ``ramp_r``,
         ``ramp_r_per_file``, ``n`` hops, ``ms_per_hop``, ``mae_by_time_since_start_deg``,
-        ``mae_by_gesture_deg`` from :func:`emgd.metrics.mae_by_gesture`),
+        ``mae_by_gesture_deg`` from :func:`emgd.offline.metrics.mae_by_gesture`),
         and with ``baselines``:
         ``ridge``, ``lda``, ``rest`` (same keys, from
-        :func:`emgd.baselines.evaluate_baselines`), ``baseline_windows``, ``best_baseline``
+        :func:`emgd.offline.baselines.evaluate_baselines`), ``baseline_windows``, ``best_baseline``
         and ``network_vs_best_pct`` (negative = the network's mean MAE is lower), the
         same-hops baselines (also with both breakdowns),
         ``network_at_baseline_windows`` (the network's held output scored at the

@@ -1,7 +1,7 @@
 """The two feature baselines every evaluation is compared with: Hudgins features + ridge / LDA.
 
 This module owns the field's standard pattern-recognition controllers, fitted per
-participant on the train split and scored on the test split with :mod:`emgd.metrics`:
+participant on the train split and scored on the test split with :mod:`emgd.offline.metrics`:
 
 * signal: each recording is band-passed causally (Butterworth, 20–450 Hz clipped below
   Nyquist, started in steady state so the electrode offset causes no transient);
@@ -31,7 +31,7 @@ from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from emgd.data.recording import Recording, check_same_layout
 from emgd.errors import ConfigError, DatasetError
-from emgd.metrics import held_at, mean_ignoring_nan, ramp_correlation, summarise
+from emgd.offline.metrics import held_at, mean_ignoring_nan, ramp_correlation, summarise
 from emgd.poses import ANGLE_MAX_DEG, ANGLE_MIN_DEG, N_FINGERS, REST, pose_angles_deg
 
 FloatArray = npt.NDArray[np.float64]

@@ -57,7 +57,7 @@ KEY_COMMANDS: Mapping[str, str] = {
 
 
 class Caller(Protocol):
-    """What the session needs of :class:`emgd.status_client.StatusClient`."""
+    """What the session needs of :class:`emgd.client.status_client.StatusClient`."""
 
     def call(self, method: str, params: Mapping[str, Any] | None = None) -> object: ...
 
