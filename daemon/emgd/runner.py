@@ -119,7 +119,8 @@ def resolve_runtime_dir(config: Config, env: Mapping[str, str] | None = None) ->
 
 
 def resolve_state_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
-    """Where calibrations live: config, $STATE_DIRECTORY, /var/lib/emgd, or ~/.local/state."""
+    """Where calibrations and installed models live: config, $STATE_DIRECTORY,
+    /var/lib/emgd, or ~/.local/state."""
     env = os.environ if env is None else env
     if config.daemon.state_dir:
         return Path(config.daemon.state_dir)
@@ -850,7 +851,12 @@ class Daemon:
 
     def _handle_reload(self, params: dict[str, Any], peer: object) -> object:
         """``reload`` (server thread): load and check now, so a refusal is the error reply
-        (and the running model stays); the swap itself runs in the loop at the next hop."""
+        (and the running model stays); the swap itself runs in the loop at the next hop.
+
+        This is the one handler that does real work in the server thread (loading
+        ``models/default.onnx`` and building its pipeline took 30 ms here once the modules
+        are imported): other clients wait that long, the control loop does not.
+        """
         prepared = self._prepare_reload()
         self.submit(lambda: self._swap_in(prepared))
         model = prepared[0]
