@@ -242,3 +242,21 @@ def test_the_loop_waits_only_for_a_window_due_in_this_hop(
     assert daemon._window_late is late
     assert daemon._windows_late == int(late)
     assert clock.monotonic_ns() / 1e6 == pytest.approx(waited_ms)
+
+
+def test_model_precedence_config_then_installed_then_shipped(
+    small_model: Path, tmp_path: Path
+) -> None:
+    from emgd.model.store import ModelStore
+    from emgd.runner import SOURCE_MODEL_DIR, resolve_model_path
+
+    state = tmp_path / "state"
+    unset = load_config(env={})
+    assert resolve_model_path(unset, state) == SOURCE_MODEL_DIR / "default.onnx"
+    installed = ModelStore(state).install(small_model, unset)
+    assert resolve_model_path(unset, state) == installed.path
+    explicit = load_config(env={}, overrides=[f"model.path={str(small_model)!r}"])
+    assert resolve_model_path(explicit, state) == small_model
+    installed.path.write_bytes(b"changed")  # a pointer to a changed file is an error
+    with pytest.raises(ModelError, match="does not match the installed"):
+        resolve_model_path(unset, state)

@@ -178,7 +178,10 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = option("", "ONNX model; empty = the shipped default model (models/default.onnx)")
+    path: str = option(
+        "",
+        "ONNX model; empty = the active `emgd model install`ed one, else the shipped default",
+    )
     mains_hz: float = option(
         50.0, "mains notch of the live filter (0 = none)", choices=(0.0, 50.0, 60.0)
     )

@@ -75,10 +75,18 @@ MAX_CATCH_UP_HOPS = 2
 MAX_WINDOWS_PER_HOP = 2
 
 
-def resolve_model_path(config: Config) -> Path:
-    """The configured model, or the shipped default (system install, then source tree)."""
+def resolve_model_path(config: Config, state_dir: Path | None = None) -> Path:
+    """The model the daemon runs, first found of: ``model.path`` in the config (explicit
+    config always wins), the active model installed in ``state_dir`` (``emgd model
+    install``), the shipped default (system install, then source tree)."""
     if config.model.path:
         return Path(config.model.path)
+    if state_dir is not None:
+        from emgd.model.store import ModelStore
+
+        installed = ModelStore(state_dir).active()
+        if installed is not None:
+            return installed.path
     for folder in (SYSTEM_MODEL_DIR, SOURCE_MODEL_DIR):
         for name in DEFAULT_MODEL_NAMES:
             if (folder / name).is_file():
@@ -113,7 +121,8 @@ def resolve_runtime_dir(config: Config, env: Mapping[str, str] | None = None) ->
 
 
 def resolve_state_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
-    """Where calibrations live: config, $STATE_DIRECTORY, /var/lib/emgd, or ~/.local/state."""
+    """Where calibrations and installed models live: config, $STATE_DIRECTORY,
+    /var/lib/emgd, or ~/.local/state."""
     env = os.environ if env is None else env
     if config.daemon.state_dir:
         return Path(config.daemon.state_dir)
@@ -349,9 +358,9 @@ class Daemon:
         from emgd.model.runtime import OnnxModel
 
         cfg = self.config
-        self._model = OnnxModel(resolve_model_path(cfg))
-        contract = live_contract(self._model, cfg)
         self.state_dir = resolve_state_dir(cfg, self._env)
+        self._model = OnnxModel(resolve_model_path(cfg, self.state_dir))
+        contract = live_contract(self._model, cfg)
         self._calibration = self._load_calibration(contract.n_channels)
         self._hop_ns = round(contract.hop_samples * NS_PER_S / contract.sample_rate_hz)
         self._frame_period_ns = round(NS_PER_S / self.config.adc.sample_rate_hz)
@@ -385,7 +394,7 @@ class Daemon:
                 ),
                 "pause": queued(self.pause, "hold"),
                 "resume": queued(self.resume, "running"),
-                "reload": queued(self.reload, "reloading"),
+                "reload": self._handle_reload,
                 **(self._calibrate.handlers() if self._calibrate is not None else {}),
                 "servo.set_pulse": self._handle_set_pulse,
             },
@@ -454,10 +463,15 @@ class Daemon:
         log.info("calibration %s applied (%s)", stored.identity(), stored.source)
         self._publish_status()
 
-    def _load_calibration(self, n_channels: int) -> calibration_store.StoredCalibration:
+    def _load_calibration(
+        self, n_channels: int, model: Any = None
+    ) -> calibration_store.StoredCalibration:
+        """The stored calibration, else the one in the card of ``model`` (default: the
+        running model)."""
+        model = self._model if model is None else model
         stored = calibration_store.load(self.state_dir)
         if stored is None:
-            card = self._model.card if isinstance(self._model.card, dict) else {}
+            card = model.card if isinstance(model.card, dict) else {}
             default = card.get("calibration")
             if default is None:
                 raise CalibrationError(
@@ -465,7 +479,7 @@ class Daemon:
                     "run 'emgd calibrate'"
                 )
             stored = calibration_store.StoredCalibration.from_dict(
-                default, f"{self._model.path} (training calibration)"
+                default, f"{model.path} (training calibration)"
             )
             log.warning(
                 "no calibration in %s: using the one the model was trained with; run "
@@ -794,34 +808,64 @@ class Daemon:
         A model whose contract does not fit the config, or a corrupt calibration, is
         refused with one error line and the running ones are kept.
         """
-        from emgd.model.runtime import OnnxModel
-        from emgd.pipeline import InferencePipeline
-
-        assert self._pipeline is not None
         try:
-            model = OnnxModel(resolve_model_path(self.config))
-            contract = live_contract(model, self.config)
-            old_model = self._model
-            self._model = model
-            try:
-                calibration = self._load_calibration(contract.n_channels)
-            except EmgdError:
-                self._model = old_model
-                raise
-            pipeline = InferencePipeline(
-                contract,
-                calibration.normaliser(),
-                model,
-                history=model.spec.history,
-                input_rate_hz=self.config.adc.sample_rate_hz,
-            )
+            prepared = self._prepare_reload()
         except EmgdError as exc:
             log.error("reload refused, keeping model %s: %s", self._model.identity, exc)
             return
-        self._pipeline = pipeline
-        self._calibration = calibration
+        self._swap_in(prepared)
+
+    def _prepare_reload(self) -> tuple[Any, calibration_store.StoredCalibration, Any]:
+        """The model :func:`resolve_model_path` names now (``model.path``, else the active
+        installed one), its contract checked, the calibration and a new pipeline; touches
+        nothing the loop uses, so the status server's thread may call it."""
+        from emgd.model.runtime import OnnxModel
+        from emgd.pipeline import InferencePipeline
+
+        model = OnnxModel(resolve_model_path(self.config, self.state_dir))
+        contract = live_contract(model, self.config)
+        if round(contract.hop_samples * NS_PER_S / contract.sample_rate_hz) != self._hop_ns:
+            raise ModelError(
+                f"{model.path}: hop {contract.hop_samples} samples at "
+                f"{contract.sample_rate_hz:g} Hz differs from the running model's "
+                f"{self._hop_ns / 1e6:g} ms: restart the daemon to change the hop"
+            )
+        calibration = self._load_calibration(contract.n_channels, model)
+        pipeline = InferencePipeline(
+            contract,
+            calibration.normaliser(),
+            model,
+            history=model.spec.history,
+            input_rate_hz=self.config.adc.sample_rate_hz,
+        )
+        return model, calibration, pipeline
+
+    def _swap_in(self, prepared: tuple[Any, calibration_store.StoredCalibration, Any]) -> None:
+        """Swap a prepared model in between hops (loop thread): the hand holds the last
+        commanded pose until the new pipeline's first window is full."""
+        model, calibration, pipeline = prepared
+        self._model, self._calibration, self._pipeline = model, calibration, pipeline
+        self._model_deg = np.full(5, np.nan)
         log.info("reloaded: model %s, calibration %s", model.identity, calibration.identity())
         self._publish_status()
+
+    def _handle_reload(self, params: dict[str, Any], peer: object) -> object:
+        """``reload`` (server thread): load and check now, so a refusal is the error reply
+        (and the running model stays); the swap itself runs in the loop at the next hop.
+
+        This is the one handler that does real work in the server thread (loading
+        ``models/default.onnx`` and building its pipeline took 30 ms here once the modules
+        are imported): other clients wait that long, the control loop does not.
+        """
+        prepared = self._prepare_reload()
+        self.submit(lambda: self._swap_in(prepared))
+        model = prepared[0]
+        return {
+            "ok": True,
+            "state": "reloading",
+            "model": {"identity": model.identity, "path": str(model.path)},
+            "calibration": prepared[1].identity(),
+        }
 
     def pause(self) -> None:
         assert self._safety is not None
