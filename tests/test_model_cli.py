@@ -102,7 +102,7 @@ def test_bad_input_is_one_line_with_the_documented_code(
 def running_daemon(models: dict[str, Path], tmp_path: Path) -> Iterator[object]:
     """A daemon with no model.path: it starts on the active installed model (version 1)."""
     from emgd.config import load_config
-    from emgd.runner import Daemon
+    from emgd.service.runner import Daemon
 
     assert cli("model", "install", str(models["a"]), *where(tmp_path))[0] == 0
     config = load_config(

@@ -24,7 +24,7 @@ DAEMON_DIR = Path(__file__).resolve().parents[1] / "daemon"
 
 def export_small(path: Path, *, seed: int = 0, n_channels: int = 8, card: bool = True) -> Path:
     """An untrained but real network (with a training calibration in its card)."""
-    from emgd.calibration_store import StoredCalibration
+    from emgd.calibration.store import StoredCalibration
     from emgd.dsp.filters import FilterSpec
     from emgd.model.contract import PreprocessContract
     from emgd.model.export import export_onnx

@@ -248,7 +248,7 @@ def test_model_precedence_config_then_installed_then_shipped(
     small_model: Path, tmp_path: Path
 ) -> None:
     from emgd.model.store import ModelStore
-    from emgd.runner import SOURCE_MODEL_DIR, resolve_model_path
+    from emgd.service.runner import SOURCE_MODEL_DIR, resolve_model_path
 
     state = tmp_path / "state"
     unset = load_config(env={})

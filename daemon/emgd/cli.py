@@ -9,7 +9,8 @@ Commands:
 - ``emgd config check|show|default``: validate a config, print the effective values, print
   the commented default file;
 - ``emgd model info MODEL``: the spec, receptive fields, contract and card of a model file;
-- ``emgd model install FILE|list|rollback [--to N]``: the installed models (:mod:`emgd.model_cli`);
+- ``emgd model install FILE|list|rollback [--to N]``: the installed models
+  (:mod:`emgd.client.model_cli`);
 - ``emgd eval MODEL --dataset 3dc|contraction|synthetic``: closed-loop scores of a model per
   participant, beside the ridge and LDA baselines and "always rest" (``--json`` for the dict);
 - ``emgd bench``: the real loop on the simulated board, measured (:mod:`emgd.bench`).
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_sub = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
     info = model_sub.add_parser("info", help="spec, receptive fields, contract and card")
     info.add_argument("model", type=Path, metavar="MODEL", help="an .onnx file exported by emgd")
-    from emgd.model_cli import add_arguments as add_model_arguments
+    from emgd.client.model_cli import add_arguments as add_model_arguments
 
     add_model_arguments(model_sub, config_options)
 
@@ -235,7 +236,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         if args.command == "model" and args.model_command == "info":
             return _model_info(args, out)
         if args.command == "model":
-            from emgd.model_cli import run as run_model_command
+            from emgd.client.model_cli import run as run_model_command
 
             return run_model_command(args, out, lambda: _daemon_socket(args))
         if args.command == "eval":

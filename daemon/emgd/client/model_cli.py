@@ -46,7 +46,7 @@ def add_arguments(
 
 def run(args: argparse.Namespace, out: TextIO, socket_path: Callable[[], Path]) -> int:
     """Run ``emgd model install|list|rollback``; returns the exit code."""
-    from emgd.runner import resolve_state_dir
+    from emgd.service.runner import resolve_state_dir
 
     config = load_config(args.config, overrides=args.set)
     store = ModelStore(resolve_state_dir(config))
@@ -84,7 +84,7 @@ def _check_against(entry: InstalledModel, config: Config) -> None:
 
 def _tell_daemon(store: ModelStore, previous: int | None, path: Path, out: TextIO) -> int:
     """``reload`` the daemon; on refusal put the previous active version back."""
-    from emgd.status_client import DaemonUnavailable, RemoteError, StatusClient
+    from emgd.client.status_client import DaemonUnavailable, RemoteError, StatusClient
 
     try:
         with StatusClient(path) as client:
