@@ -643,6 +643,9 @@ COMPANIONS: dict[str, tuple[str, str]] = {
     # The loop must stay below acquisition's SCHED_FIFO priority.
     "loop_priority": ("realtime_priority = 99", ""),
     "realtime_priority": ("loop_priority = 0", ""),
+    # One uid may not hold more than all clients together.
+    "max_clients_per_uid": ("max_clients = 4096", ""),
+    "max_clients": ("max_clients_per_uid = 1", ""),
 }
 
 

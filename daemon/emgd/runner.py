@@ -356,6 +356,7 @@ class Daemon:
         return contract
 
     def _start_status_server(self) -> None:
+        from emgd.status_limits import status_limits
         from emgd.status_server import StatusServer
 
         runtime_dir = resolve_runtime_dir(self.config, self._env)
@@ -389,6 +390,9 @@ class Daemon:
             },
             privileged=frozenset({"pause", "resume", "reload", "calibrate.*", "servo.*"}),
             allowed_gid=gid,
+            max_clients=self.config.status.max_clients,
+            limits=status_limits(self.config.status),
+            clock=self.clock,
         )
         self._server.start()
         self.socket_path = runtime_dir / SOCKET_NAME
