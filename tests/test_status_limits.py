@@ -98,17 +98,27 @@ def test_token_bucket_bursts_then_refills_at_its_rate() -> None:
     assert bucket.take(20, 100 * NS_PER_S)
 
 
-def test_cpu_budget_throttles_a_spent_slice_once_and_resumes_after_it() -> None:
-    budget = CpuBudget(50.0)  # 5 ms per 100 ms slice
-    assert budget.slice_budget_ns == 5 * NS_PER_MS
+def test_cpu_budget_runs_at_most_a_slice_then_waits_out_its_debt() -> None:
+    budget = CpuBudget(50.0)  # 0.5 ms of CPU per 10 ms slice
+    assert budget.slice_budget_ns == NS_PER_MS // 2
     assert not budget.over(0, 0)
-    assert not budget.over(10 * NS_PER_MS, 4 * NS_PER_MS)
-    assert budget.over(20 * NS_PER_MS, 5 * NS_PER_MS)
-    assert budget.over(50 * NS_PER_MS, 6 * NS_PER_MS)
-    assert budget.throttled_slices == 1
-    assert budget.resume_ns == CPU_SLICE_NS
-    assert not budget.over(CPU_SLICE_NS, 6 * NS_PER_MS)  # a new slice
-    assert budget.total_cpu_ns == 6 * NS_PER_MS
+    assert not budget.over(NS_PER_MS, NS_PER_MS // 4)
+    # 2 ms of CPU in one request: 1.5 ms of debt beyond the bucket, repaid at 5 %, then
+    # the bucket refilled (0.5 ms)
+    assert budget.over(2 * NS_PER_MS, 2 * NS_PER_MS + NS_PER_MS // 4)
+    resume_ns = budget.resume_ns
+    assert resume_ns == 46 * NS_PER_MS  # (0.5 + 1.7) ms / 5 % after 2 ms
+    assert budget.over(resume_ns - NS_PER_MS, 2 * NS_PER_MS + NS_PER_MS // 4)
+    assert budget.throttled_slices == 1  # one stop, however often asked
+    assert not budget.over(resume_ns, 2 * NS_PER_MS + NS_PER_MS // 4)
+    assert budget.total_cpu_ns == 2 * NS_PER_MS + NS_PER_MS // 4
+    # Long idle refills only one slice's worth: the next burst is again at most 0.5 ms.
+    t_ns = resume_ns + 10 * NS_PER_S
+    cpu_ns = budget.total_cpu_ns
+    assert not budget.over(t_ns, cpu_ns + NS_PER_MS // 2 - 1000)
+    assert budget.over(t_ns, cpu_ns + NS_PER_MS // 2 + 1000)
+    assert budget.throttled_slices == 2
+    assert CPU_SLICE_NS == 10 * NS_PER_MS
 
 
 def test_cpu_budget_reports_its_busiest_second() -> None:

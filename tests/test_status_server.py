@@ -323,7 +323,11 @@ def test_oversize_line_gets_error_and_is_closed(sock_path: Path) -> None:
 def test_2000_connect_close_and_200_idle_clients_do_not_slow_an_active_one(
     sock_path: Path,
 ) -> None:
-    roomy = StatusLimits(max_clients_per_uid=300)  # one uid holds all of them here
+    # One uid holds all of them here, and the active client asks as fast as it can.
+    # (At the shipped 50 ms/s of CPU the 2000 cycles take ~6 s to clear: more here.)
+    roomy = StatusLimits(
+        max_clients_per_uid=300, max_requests_per_s=10_000.0, max_cpu_ms_per_s=500.0
+    )
     with StatusServer(sock_path, HANDLERS, max_clients=300, limits=roomy) as srv:
         idle = [Conn(sock_path) for _ in range(200)]
         active = Conn(sock_path)
@@ -765,9 +769,10 @@ def test_500_idle_connections_of_one_uid_do_not_lock_out_emgd_status(sock_path: 
         wait_for(lambda: srv.counters().connections == 500, "every connection accepted")
         assert srv.counters().clients == 16  # the uid's limit; the rest were refused
         time.sleep(1.1)  # idle long enough to be evicted for their own uid's newcomer
+        evicted = srv.counters().evicted  # (some may have aged 1 s while 500 connected)
         took_s = timed_status_call(sock_path)
         assert took_s < OPERATOR_REPLY_S, f"emgd status took {took_s * 1e3:.0f} ms"
-        assert srv.counters().evicted == 1
+        assert srv.counters().evicted == evicted + 1
         for conn in idle:
             conn.close()
 

@@ -13,6 +13,7 @@ acts, so every rule is tested without a socket.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,8 +34,9 @@ DEFAULT_MAX_CPU_MS_PER_S = 50.0
 EVICTABLE_AFTER_S = 1.0
 #: A client may send this many seconds' worth of its rate at once (its bucket's depth).
 BURST_S = 2.0
-#: The CPU budget is enforced in slices this long (so one slice's work is a few ms).
-CPU_SLICE_NS = 100 * NS_PER_MS
+#: The server thread runs at most this long times its CPU share in one go (0.5 ms at
+#: 50 ms/s): the loop waits for the GIL at most about that long.
+CPU_SLICE_NS = 10 * NS_PER_MS
 ROOT_UID = 0
 
 
@@ -55,10 +57,12 @@ class StatusLimits:
         clients keep theirs by asking).
     max_requests_per_s, max_bytes_per_s:
         Per-client rates; a client may burst ``BURST_S`` seconds' worth. The first request
-        beyond them gets an error reply and the connection is closed.
+        beyond them gets an error reply and the connection is closed. (A client that
+        reconnects gets a new burst; the CPU budget bounds what that costs.)
     max_cpu_ms_per_s:
-        CPU time the server thread may use per second, enforced per ``CPU_SLICE_NS``;
-        beyond it the thread sleeps until the slice ends (clients wait, the loop does not).
+        CPU time the server thread may use per second, in runs of at most its share of
+        ``CPU_SLICE_NS``; beyond it the thread sleeps until its debt is repaid (clients
+        wait, the loop does not).
     """
 
     max_clients_per_uid: int = DEFAULT_MAX_CLIENTS_PER_UID
@@ -173,20 +177,27 @@ class TokenBucket:
 
 
 class CpuBudget:
-    """The server thread's CPU allowance: ``max_cpu_ms_per_s`` spent per slice of
-    ``slice_ns``, and the figures shown in ``emgd status``.
+    """The server thread's CPU allowance, ``max_cpu_ms_per_s``, and the figures shown in
+    ``emgd status``.
 
-    Call :meth:`over` with the wall time and the thread's CPU time (both ns, monotonic);
-    while it is True the thread must not serve, until :attr:`resume_ns`.
+    A bucket of CPU time: it fills at ``max_cpu_ms_per_s`` and holds at most one slice's
+    worth (``slice_ns`` of wall time at that rate), so the thread never runs more than that
+    in one go (the GIL it holds meanwhile is what the control loop waits for). Work beyond
+    the bucket is a debt: :meth:`over` is True until it is repaid and the bucket full again
+    (:attr:`resume_ns`), so even a request that costs more than a slice is paid in full.
+
+    Call :meth:`over` with the wall time and the thread's CPU time (both ns, monotonic).
     """
 
     __slots__ = (
+        "_cpu_ns",
         "_first_cpu_ns",
+        "_now_ns",
+        "_resume_ns",
         "_second_cpu_ns",
         "_second_start_ns",
-        "_slice_cpu_ns",
-        "_slice_spent",
-        "_slice_start_ns",
+        "_spent",
+        "_tokens_ns",
         "max_cpu_ms_per_s",
         "peak_cpu_ms_per_s",
         "slice_budget_ns",
@@ -201,20 +212,26 @@ class CpuBudget:
         self.max_cpu_ms_per_s = max_cpu_ms_per_s
         self.slice_ns = slice_ns
         self.slice_budget_ns = round(max_cpu_ms_per_s * NS_PER_MS * slice_ns / NS_PER_S)
-        self._slice_start_ns: int | None = None
-        self._slice_cpu_ns = 0  # thread CPU time at the slice's start
-        self._slice_spent = False
+        self._now_ns: int | None = None
+        self._cpu_ns = 0
+        self._tokens_ns = float(self.slice_budget_ns)
+        self._spent = False
+        self._resume_ns = 0
         self._first_cpu_ns = 0
         self._second_start_ns = 0
         self._second_cpu_ns = 0
         self.total_cpu_ns = 0  # since the first call
         self.peak_cpu_ms_per_s = 0.0  # most CPU in one whole second so far
-        self.throttled_slices = 0
+        self.throttled_slices = 0  # times the thread had to stop and wait
+
+    @property
+    def _fraction(self) -> float:
+        return self.max_cpu_ms_per_s * NS_PER_MS / NS_PER_S
 
     def over(self, now_ns: int, cpu_ns: int) -> bool:
-        """Whether this slice's budget is spent (a throttled slice is counted once)."""
-        if self._slice_start_ns is None:
-            self._slice_start_ns, self._slice_cpu_ns = now_ns, cpu_ns
+        """Whether the allowance is spent (the thread must wait until :attr:`resume_ns`)."""
+        if self._now_ns is None:
+            self._now_ns, self._cpu_ns = now_ns, cpu_ns
             self._second_start_ns, self._second_cpu_ns = now_ns, cpu_ns
             self._first_cpu_ns = cpu_ns
         if now_ns - self._second_start_ns >= NS_PER_S:
@@ -223,15 +240,22 @@ class CpuBudget:
             self.peak_cpu_ms_per_s = max(self.peak_cpu_ms_per_s, used_ms / seconds)
             self._second_start_ns, self._second_cpu_ns = now_ns, cpu_ns
         self.total_cpu_ns = cpu_ns - self._first_cpu_ns
-        if now_ns - self._slice_start_ns >= self.slice_ns:
-            self._slice_start_ns, self._slice_cpu_ns = now_ns, cpu_ns
-            self._slice_spent = False
-        if not self._slice_spent and cpu_ns - self._slice_cpu_ns >= self.slice_budget_ns:
-            self._slice_spent = True
+        earned_ns = max(0, now_ns - self._now_ns) * self._fraction
+        refilled_ns = min(float(self.slice_budget_ns), self._tokens_ns + earned_ns)
+        self._tokens_ns = refilled_ns - (cpu_ns - self._cpu_ns)
+        self._now_ns, self._cpu_ns = max(self._now_ns, now_ns), cpu_ns
+        if self._spent and now_ns >= self._resume_ns:
+            self._spent = False
+        if not self._spent and self._tokens_ns <= 0:
+            # Wait until the debt is repaid and the bucket full again: waking costs CPU
+            # too, so resuming at the first token would spend each wake-up on waking.
+            self._spent = True
             self.throttled_slices += 1
-        return self._slice_spent
+            refill_ns = self.slice_budget_ns - self._tokens_ns
+            self._resume_ns = now_ns + math.ceil(refill_ns / self._fraction)
+        return self._spent
 
     @property
     def resume_ns(self) -> int:
-        """When the current slice ends (serving may resume)."""
-        return (self._slice_start_ns or 0) + self.slice_ns
+        """When serving may resume (meaningful while :meth:`over` is True)."""
+        return self._resume_ns

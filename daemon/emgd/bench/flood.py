@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,24 @@ class Flooder:
                 return
             self.bytes_sent += sent
             pending = pending[sent:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emgd.bench.flood SOCKET REQUESTS``: flood from a process of its own (tests
+    use it as the outside client it stands for); prints the summary as JSON."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or not args[1].isdigit():
+        print("usage: python -m emgd.bench.flood SOCKET REQUESTS", file=sys.stderr)
+        return 2
+    with Flooder(Path(args[0]), max_requests=int(args[1])) as flooder:
+        while not flooder.done:
+            time.sleep(0.01)
+    print(json.dumps(flooder.summary()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
