@@ -168,3 +168,30 @@ def test_run_bench_without_search_or_micro_benchmarks() -> None:
     assert verdicts["end-to-end latency p99"] is True  # 4.5 ms at 1 kSPS
     assert verdicts["compute per hop p99"] is True  # 0.6 / 20 = 3 %
     assert verdicts["lost samples"] is None  # 5 s at 1 kSPS is not the lossless target's run
+
+
+def test_a_flood_run_is_compared_with_the_quiet_run() -> None:
+    flooded = status(lost=3)
+    flooded["latency_run_ms"]["end_to_end"]["p99"] = 5.0
+    flooded["socket"] = {"cpu_s": 0.9, "cpu_peak_ms_per_s": 48.0, "rate_limited": 70}
+    runs: list[str] = []
+
+    def quiet_run(overrides: Sequence[str], duration_s: float) -> DaemonRunResult:
+        runs.append("quiet")
+        return result(status())
+
+    def flood_run(overrides: Sequence[str], duration_s: float) -> DaemonRunResult:
+        runs.append("flood")
+        run = result(flooded, overrides)
+        return DaemonRunResult(**{**run.__dict__, "load": {"requests_sent": 12_000}})
+
+    out = run_bench(BenchPlan(duration_s=5.0, search_s=0.0), run=quiet_run, flood_run=flood_run)
+    assert runs == ["quiet", "flood"]
+    flood = out["flood"]
+    assert flood["without"]["lost"] == 0 and flood["with"]["lost"] == 3
+    assert flood["extra_lost"] == 3
+    assert flood["end_to_end_p99_change_ms"] == pytest.approx(0.5)
+    assert flood["with"]["status_server_cpu_peak_ms_per_s"] == 48.0
+    assert flood["flooder"] == {"requests_sent": 12_000}
+    assert flood["socket"]["rate_limited"] == 70
+    json.dumps(out)

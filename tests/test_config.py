@@ -643,6 +643,9 @@ COMPANIONS: dict[str, tuple[str, str]] = {
     # The loop must stay below acquisition's SCHED_FIFO priority.
     "loop_priority": ("realtime_priority = 99", ""),
     "realtime_priority": ("loop_priority = 0", ""),
+    # One uid may not hold more than all clients together.
+    "max_clients_per_uid": ("max_clients = 4096", ""),
+    "max_clients": ("max_clients_per_uid = 1", ""),
 }
 
 
@@ -705,3 +708,8 @@ def test_any_in_range_numeric_value_round_trips_through_a_toml_file(
     loaded = get_dotted(config, opt.dotted)
     assert type(loaded) is opt.kind
     assert loaded == value
+
+
+def test_one_uid_may_not_hold_more_status_clients_than_all() -> None:
+    with pytest.raises(ConfigError, match=r"status.max_clients_per_uid = 80: must not exceed"):
+        load_config(env={}, overrides=["status.max_clients_per_uid=80"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -260,3 +261,57 @@ def test_model_precedence_config_then_installed_then_shipped(
     installed.path.write_bytes(b"changed")  # a pointer to a changed file is an error
     with pytest.raises(ModelError, match="does not match the installed"):
         resolve_model_path(unset, state)
+
+
+@pytest.mark.skipif(
+    os.environ.get("EMGD_TIMING_TESTS") != "1",
+    reason="compares lost frames of two live runs: set EMGD_TIMING_TESTS=1 on an idle machine",
+)
+def test_a_flood_of_10000_unread_requests_costs_no_frames_beyond_the_machine_floor(
+    small_model: Path, tmp_path: Path
+) -> None:
+    """The same daemon run twice for 3 s, quiet and with an outside process writing 10,000
+    ``status`` requests to its socket without reading: the flooded run loses no more frames
+    than the quiet one plus the machine's own floor (a bare loop at the same rate and
+    priority, measured after them), and its end-to-end
+    p99 stays within noise of the quiet run's."""
+    import json
+    import subprocess
+    import sys
+
+    from emgd.bench.floor import measure_floor
+    from emgd.service.runner import Daemon
+
+    def one_run(name: str, flood: bool) -> tuple[int, float, dict[str, Any], str]:
+        daemon = Daemon(daemon_config(small_model, tmp_path / name), env={})
+        daemon.start()
+        flooder = None
+        try:
+            if flood:
+                flooder = subprocess.Popen(
+                    [sys.executable, "-m", "emgd.bench.flood", str(daemon.socket_path), "10000"],
+                    stdout=subprocess.PIPE,
+                    env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                )
+            daemon.run(lambda: False, duration_s=3.0)
+            status = daemon.status(since_start=True)
+        finally:
+            out = ""
+            if flooder is not None:
+                out = flooder.communicate(timeout=30)[0].decode()
+            daemon.shutdown()
+        acq = status["acquisition"]
+        lost = int(acq["lost"]) + int(acq["overrun"])
+        p99 = float(status["latency_run_ms"]["end_to_end"]["p99"])
+        return lost, p99, dict(status["socket"]), out
+
+    (tmp_path / "quiet").mkdir()
+    (tmp_path / "flood").mkdir()
+    quiet_lost, quiet_p99, _, _ = one_run("quiet", flood=False)
+    flood_lost, flood_p99, sock, out = one_run("flood", flood=True)
+    floor = measure_floor(1000, duration_s=3.0, priority=0)
+    sent = json.loads(out)
+    assert sent["requests_sent"] == 10_000
+    assert sock["rate_limited"] >= 1  # it was cut off, not served
+    assert flood_lost <= quiet_lost + floor["later_than_a_period"], (quiet_lost, flood_lost, floor)
+    assert flood_p99 <= 1.5 * quiet_p99 + 1.0, (quiet_p99, flood_p99)

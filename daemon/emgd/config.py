@@ -235,12 +235,47 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class StatusConfig:
+    max_clients: int = option(
+        64, "status socket connections in all (beyond: the reserve)", min_value=1, max_value=4096
+    )
+    max_clients_per_uid: int = option(
+        16, "status socket connections one peer uid may hold", min_value=1, max_value=4096
+    )
+    reserved_clients: int = option(
+        4,
+        "connections beyond max_clients for the first of root's and the socket group's",
+        min_value=0,
+        max_value=64,
+    )
+    idle_timeout_s: float = option(
+        10.0,
+        "a client without a complete request for this long is dropped",
+        min_value=0.5,
+        max_value=3600.0,
+    )
+    max_requests_per_s: float = option(
+        50.0, "requests per second per client (bursts of 2 s)", min_value=1.0, max_value=10_000.0
+    )
+    max_bytes_per_s: float = option(
+        65_536.0,
+        "request bytes per second per client (bursts of 2 s)",
+        min_value=32_768.0,
+        max_value=1e8,
+    )
+    max_cpu_ms_per_s: float = option(
+        50.0, "CPU time the status server may use per second", min_value=5.0, max_value=1000.0
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     adc: AdcConfig = section(AdcConfig, "EMG acquisition")
     servo: ServoConfig = section(ServoConfig, "PCA9685 servo board")
     model: ModelConfig = section(ModelConfig, "the network")
     safety: SafetyConfig = section(SafetyConfig, "limits between model and servos")
     daemon: DaemonConfig = section(DaemonConfig, "paths, permissions, scheduling")
+    status: StatusConfig = section(StatusConfig, "limits of the status socket")
     simulation: SimulationConfig = section(SimulationConfig, "the simulated board")
     #: Where the values came from (for messages); not an option.
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
@@ -465,6 +500,12 @@ def validate(config: Config) -> None:
             f"{src}: daemon.loop_priority = {d.loop_priority}: must be below "
             f"daemon.realtime_priority = {d.realtime_priority} (acquisition must preempt the "
             "loop: the ADS1299 has no FIFO), or 0"
+        )
+    st = config.status
+    if st.max_clients_per_uid > st.max_clients:
+        raise ConfigError(
+            f"{src}: status.max_clients_per_uid = {st.max_clients_per_uid}: must not exceed "
+            f"status.max_clients = {st.max_clients}"
         )
     for finger, servo in zip(FINGERS, config.servo.fingers(), strict=True):
         key = f"servo.{finger}"

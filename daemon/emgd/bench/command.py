@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--floor", type=float, default=DEFAULT_FLOOR_S, metavar="S",
         help="seconds of the machine's real-time floor measurement (0: skip it)",
     )  # fmt: skip
+    parser.add_argument(
+        "--flood", action="store_true",
+        help="repeat the measured run with a client flooding the status socket (never reading)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write JSON here")
 
 
@@ -95,6 +99,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int
     """The command: 0 when it ran (targets missed are in the report, not the exit code)."""
     from emgd.bench import micro
     from emgd.bench.daemon_run import run_daemon
+    from emgd.bench.flood import Flooder
     from emgd.bench.floor import measure_floor
     from emgd.bench.report import machine_info, render_table
     from emgd.clock import SystemClock
@@ -125,6 +130,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int
         else lambda: measure_floor(plan.sample_rate_hz, duration_s=args.floor),
         machine=machine_info,
         progress=progress,
+        flood_run=(lambda sets, duration_s: run_daemon(sets, duration_s, clock, load=Flooder))
+        if args.flood
+        else None,
     )
     result["command"] = ["emgd", "bench", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else []
     text = json.dumps(result, indent=2, sort_keys=False)

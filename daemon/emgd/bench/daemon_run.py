@@ -19,11 +19,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emgd.bench.flood import Flooder
 from emgd.bench.procstat import ProcReading, TreeMonitor
 from emgd.client.status_client import StatusClient
 from emgd.clock import NS_PER_S, Clock
@@ -62,6 +63,8 @@ class DaemonRunResult:
         The daemon's exit status after SIGTERM.
     log_tail:
         Its last journal lines.
+    load:
+        What the load client did during the run (:meth:`Flooder.summary`), if one ran.
     """
 
     overrides: tuple[str, ...]
@@ -71,6 +74,7 @@ class DaemonRunResult:
     processes: dict[str, Any]
     exit_code: int
     log_tail: tuple[str, ...]
+    load: dict[str, Any] | None = None
 
 
 def process_group(reading: ProcReading) -> str:
@@ -137,6 +141,7 @@ def run_daemon(
     *,
     poll_s: float = DEFAULT_POLL_S,
     ready_timeout_s: float = READY_TIMEOUT_S,
+    load: Callable[[Path], Flooder] | None = None,
 ) -> DaemonRunResult:
     """Run the daemon for ``duration_s`` after READY and measure it.
 
@@ -150,6 +155,9 @@ def run_daemon(
         Times start-up and the run.
     poll_s:
         How often CPU and memory are sampled.
+    load:
+        Makes a client that loads the status socket (given its path) for the measured
+        window, started at READY and stopped before the final status.
 
     Notes
     -----
@@ -175,10 +183,14 @@ def run_daemon(
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
             )
+            flooder: Flooder | None = None
             try:
                 ready_ns = _wait_ready(notify, proc, clock, ready_timeout_s)
                 monitor = TreeMonitor(proc.pid, clock.monotonic_ns, group_of=process_group)
                 monitor.start()
+                if load is not None:
+                    flooder = load(runtime_dir / "emgd.sock")
+                    flooder.__enter__()
                 end_ns = ready_ns + round(duration_s * NS_PER_S)
                 poll_ns = round(poll_s * NS_PER_S)
                 while (now_ns := clock.monotonic_ns()) < end_ns:
@@ -186,6 +198,8 @@ def run_daemon(
                         raise BenchError(f"the daemon exited with status {proc.returncode}")
                     clock.sleep_until_ns(min(end_ns, now_ns + poll_ns))
                     monitor.sample()
+                if flooder is not None:
+                    flooder.stop()
                 with StatusClient(runtime_dir / "emgd.sock", STATUS_TIMEOUT_S) as client:
                     status = client.call("status", {"since_start": True})
                 measured_ns = clock.monotonic_ns()
@@ -193,6 +207,8 @@ def run_daemon(
                 if not isinstance(status, dict):
                     raise BenchError(f"status answered {type(status).__name__}, not an object")
             except BaseException as exc:
+                if flooder is not None:
+                    flooder.stop()
                 _stop(proc)
                 if isinstance(exc, BenchError | EmgdError):
                     tail = _tail(log_path)
@@ -208,4 +224,5 @@ def run_daemon(
             processes=monitor.summary(),
             exit_code=exit_code,
             log_tail=_tail(log_path),
+            load=None if flooder is None else flooder.summary(),
         )

@@ -272,6 +272,17 @@ def render_table(result: dict[str, Any]) -> str:
             f"{_num(search.get('highest_sustained_hz'))} SPS, keeps up to "
             f"{_num(search.get('highest_keeping_up_hz'))} SPS"
         )
+    flood = result.get("flood")
+    if flood:
+        without, with_flood, sent = flood["without"], flood["with"], flood.get("flooder") or {}
+        lines.append(
+            f"status-socket flood ({_num(sent.get('requests_sent'))} requests never read, "
+            f"{_num(sent.get('cut_offs'))} cut-offs): lost {_num(without['lost'])} without, "
+            f"{_num(with_flood['lost'])} with; end-to-end p99 "
+            f"{_num(without['end_to_end_p99_ms'])} / {_num(with_flood['end_to_end_p99_ms'])} ms, "
+            f"max {_num(without['end_to_end_max_ms'])} / {_num(with_flood['end_to_end_max_ms'])}"
+            f" ms; server CPU peak {_num(with_flood['status_server_cpu_peak_ms_per_s'], 1)} ms/s"
+        )
     inference, filt = result.get("inference") or {}, result.get("filter") or {}
     if inference:
         lines.append(

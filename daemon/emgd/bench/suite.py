@@ -112,9 +112,45 @@ def summarise_run(result: DaemonRunResult) -> dict[str, Any]:
         },
         "processes": procs.get("processes", []),
         "state": status.get("state"),
+        "socket": status.get("socket"),
+        "load": result.load,
         "faults": status.get("faults"),
         "hardware": status.get("hardware"),
         "model": status.get("model"),
+    }
+
+
+def compare_flood(quiet: dict[str, Any], flooded: dict[str, Any]) -> dict[str, Any]:
+    """The measured run without and with a client flooding the status socket, side by side.
+
+    Both arguments are :func:`summarise_run` results of runs with the same plan.
+    """
+
+    def figures(run: dict[str, Any]) -> dict[str, Any]:
+        e2e = run["latency_ms"].get("end_to_end", {})
+        socket_counters = run.get("socket") or {}
+        return {
+            "frames": run["samples"]["frames"],
+            "lost": run["samples"]["lost"],
+            "end_to_end_p50_ms": e2e.get("p50"),
+            "end_to_end_p99_ms": e2e.get("p99"),
+            "end_to_end_max_ms": e2e.get("max"),
+            "status_server_cpu_s": socket_counters.get("cpu_s"),
+            "status_server_cpu_peak_ms_per_s": socket_counters.get("cpu_peak_ms_per_s"),
+            "cpu_percent_total": run["cpu_percent"].get("total"),
+        }
+
+    without, with_flood = figures(quiet), figures(flooded)
+    p99_without, p99_with = without["end_to_end_p99_ms"], with_flood["end_to_end_p99_ms"]
+    return {
+        "without": without,
+        "with": with_flood,
+        "extra_lost": with_flood["lost"] - without["lost"],
+        "end_to_end_p99_change_ms": None
+        if p99_without is None or p99_with is None
+        else p99_with - p99_without,
+        "flooder": flooded.get("load"),
+        "socket": flooded.get("socket"),
     }
 
 
@@ -201,6 +237,7 @@ def run_bench(
     floor: Callable[[], Any] | None = None,
     machine: Callable[[], dict[str, Any]] | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    flood_run: RunFn | None = None,
 ) -> dict[str, Any]:
     """Run the plan: the measured run, the rate search, the micro-benchmarks; judge targets.
 
@@ -216,6 +253,9 @@ def run_bench(
         Describes the machine (called before and after, for the load average).
     progress:
         Gets one line per step (the CLI prints them to stderr).
+    flood_run:
+        Like ``run`` with a client flooding the status socket; when given, the measured run
+        is repeated with it and both are compared under ``"flood"`` (:func:`compare_flood`).
     """
     from emgd.bench.report import judge_targets
 
@@ -237,6 +277,10 @@ def run_bench(
         f"measured run: {plan.sample_rate_hz} SPS x {plan.channels} ch for {plan.duration_s:g} s"
     )
     result["run"] = summarise_run(run(plan.overrides(plan.sample_rate_hz), plan.duration_s))
+    if flood_run is not None:
+        progress(f"flooded run: the same for {plan.duration_s:g} s, a client flooding the socket")
+        flooded = flood_run(plan.overrides(plan.sample_rate_hz), plan.duration_s)
+        result["flood"] = compare_flood(result["run"], summarise_run(flooded))
     if plan.search_s > 0:
         result["rate_search"] = search_sustained_rate(
             plan.search_rates_hz,

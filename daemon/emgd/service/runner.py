@@ -367,6 +367,7 @@ class Daemon:
         return contract
 
     def _start_status_server(self) -> None:
+        from emgd.service.status_limits import status_limits
         from emgd.service.status_server import StatusServer
 
         runtime_dir = resolve_runtime_dir(self.config, self._env)
@@ -400,6 +401,9 @@ class Daemon:
             },
             privileged=frozenset({"pause", "resume", "reload", "calibrate.*", "servo.*"}),
             allowed_gid=gid,
+            max_clients=self.config.status.max_clients,
+            limits=status_limits(self.config.status),
+            clock=self.clock,
         )
         self._server.start()
         self.socket_path = runtime_dir / SOCKET_NAME

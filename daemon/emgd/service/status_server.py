@@ -14,6 +14,14 @@ mutates) or enqueue a command for the loop to apply at its next hop; it must nev
 anything the loop holds or touch hardware. The control loop never waits on this thread.
 Garbage, oversize lines, floods of connections, clients that stop reading and clients that
 vanish are handled inside the thread and never raise out of it.
+
+Limits (the rules live in :mod:`emgd.service.status_limits`): connections in total and per peer
+uid, with a reserve beyond the total for the first connection of root and of the
+service's own group, so ``emgd status`` gets in while others fill the limit; idle clients
+dropped; requests and bytes per second per client, the first one beyond them answered
+with an error before the cut-off; and the thread's CPU per second bounded (it sleeps out
+the rest of a slice once the slice's budget is spent), so no client can cost the loop a
+sample.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import json
 import logging
 import math
 import os
+import select
 import selectors
 import socket
 import stat
@@ -34,7 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emgd.clock import NS_PER_S, Clock, SystemClock
 from emgd.errors import EmgdError, InvalidParams, describe_os_error
+from emgd.service.status_limits import (
+    BURST_S,
+    EVICTABLE_AFTER_S,
+    Admit,
+    CpuBudget,
+    StatusLimits,
+    TokenBucket,
+    admit,
+)
 
 log = logging.getLogger("emgd.status")
 
@@ -47,6 +66,9 @@ INTERNAL_ERROR = -32603  # the handler raised something unexpected (a bug)
 PERMISSION_DENIED = -32001  # privileged method, peer credentials not allowed
 REQUEST_FAILED = -32002  # the handler raised an EmgdError (message says why)
 TOO_MANY_CLIENTS = -32003  # sent once to a connection refused beyond max_clients
+RATE_LIMITED = -32004  # a client went beyond its requests or bytes per second; then closed
+IDLE_TIMEOUT = -32005  # no complete request for idle_timeout_s; then closed
+EVICTED = -32006  # an idle connection closed to let its own uid's newer one in
 
 ERROR_NAMES: Mapping[int, str] = {
     PARSE_ERROR: "parse error",
@@ -57,6 +79,9 @@ ERROR_NAMES: Mapping[int, str] = {
     PERMISSION_DENIED: "permission denied",
     REQUEST_FAILED: "request failed",
     TOO_MANY_CLIENTS: "too many clients",
+    RATE_LIMITED: "rate limited",
+    IDLE_TIMEOUT: "idle timeout",
+    EVICTED: "evicted",
 }
 
 # --- Limits and timings ------------------------------------------------------------------
@@ -73,6 +98,7 @@ PROBE_TIMEOUT_S = 0.5  # connect() to an existing socket file to see whether it 
 STOP_JOIN_TIMEOUT_S = 5.0
 SUN_PATH_MAX_BYTES = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 METHOD_NAME_SHOWN_CHARS = 64  # longest method name echoed back in an error message
+MAX_IDLE_SWEEP_NS = 1_000_000_000  # idle clients are looked for at least this often
 
 # struct ucred from <sys/socket.h>: pid_t pid; uid_t uid; gid_t gid; (3 × 32-bit)
 #   byte 0      4      8      12
@@ -110,7 +136,12 @@ class SocketCounters:
     ``clients`` is the number connected now; ``connections`` every accepted connection;
     ``requests`` every request line; ``errors`` every error reply; ``dropped`` clients cut
     off for an oversize line or for not reading their replies; ``refused`` connections closed
-    at once because ``max_clients`` were connected.
+    at once because ``max_clients`` (or the uid's limit) were connected; ``idle_dropped``
+    clients closed after ``idle_timeout_s`` without a request; ``rate_limited`` clients cut
+    off beyond their rate; ``evicted`` idle connections closed for a newer one of their uid;
+    ``reserved`` connections let in beyond the total (root, the service group's first);
+    ``cpu_s`` the server thread's CPU time, ``cpu_peak_ms_per_s`` its busiest second and
+    ``throttled`` the CPU slices it slept out because their budget was spent.
     """
 
     clients: int = 0
@@ -119,8 +150,15 @@ class SocketCounters:
     errors: int = 0
     dropped: int = 0
     refused: int = 0
+    idle_dropped: int = 0
+    rate_limited: int = 0
+    evicted: int = 0
+    reserved: int = 0
+    cpu_s: float = 0.0
+    cpu_peak_ms_per_s: float = 0.0
+    throttled: int = 0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         """The counters as the ``socket`` section of the status snapshot."""
         return {
             "clients": self.clients,
@@ -129,6 +167,13 @@ class SocketCounters:
             "errors": self.errors,
             "dropped": self.dropped,
             "refused": self.refused,
+            "idle_dropped": self.idle_dropped,
+            "rate_limited": self.rate_limited,
+            "evicted": self.evicted,
+            "reserved": self.reserved,
+            "cpu_s": self.cpu_s,
+            "cpu_peak_ms_per_s": self.cpu_peak_ms_per_s,
+            "throttled": self.throttled,
         }
 
 
@@ -138,9 +183,25 @@ Handler = Callable[[dict[str, Any], PeerCred], object]
 class _Client:
     """One connection's buffers and state; touched only by the server thread."""
 
-    __slots__ = ("cred", "events", "inbuf", "open", "outbuf", "sock", "want_close")
+    __slots__ = (
+        "backlogged",
+        "byte_bucket",
+        "cred",
+        "events",
+        "inbuf",
+        "last_request_ns",
+        "open",
+        "outbuf",
+        "request_bucket",
+        "requests",
+        "reserved",
+        "sock",
+        "want_close",
+    )
 
-    def __init__(self, sock: socket.socket, cred: PeerCred) -> None:
+    def __init__(
+        self, sock: socket.socket, cred: PeerCred, limits: StatusLimits, now_ns: int
+    ) -> None:
         self.sock = sock
         self.cred = cred
         self.inbuf = bytearray()
@@ -148,6 +209,21 @@ class _Client:
         self.events = selectors.EVENT_READ
         self.want_close = False  # close once outbuf has drained
         self.open = True
+        self.reserved = False  # let in beyond max_clients (counts against the reserve)
+        self.backlogged = False  # complete lines wait in inbuf (CPU budget): do not read
+        self.last_request_ns = now_ns  # connect time until the first complete request
+        self.requests = 0
+        self.request_bucket = TokenBucket(
+            limits.max_requests_per_s, max(1.0, BURST_S * limits.max_requests_per_s), now_ns
+        )
+        self.byte_bucket = TokenBucket(
+            limits.max_bytes_per_s, BURST_S * limits.max_bytes_per_s, now_ns
+        )
+
+    @property
+    def idle(self) -> bool:
+        """Nothing half-read, nothing unsent: closing it loses no request or reply."""
+        return not (self.inbuf or self.outbuf or self.backlogged)
 
 
 class StatusServer:
@@ -181,6 +257,13 @@ class StatusServer:
         Connections served at once; more are accepted, sent one error and closed.
     max_pending_bytes:
         Unsent reply bytes allowed per client; beyond it the client is dropped.
+    limits:
+        Per-uid and reserved connections, idle timeout, per-client rates, CPU budget.
+    clock:
+        Idle timeouts and rates run on it (default :class:`~emgd.clock.SystemClock`).
+    thread_cpu_ns:
+        The server thread's CPU time (default :func:`time.thread_time_ns`); the CPU budget
+        compares it with the real monotonic clock, whatever ``clock`` is.
     """
 
     def __init__(
@@ -196,6 +279,9 @@ class StatusServer:
         max_clients: int = DEFAULT_MAX_CLIENTS,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         proc_root: Path = Path("/proc"),
+        limits: StatusLimits | None = None,
+        clock: Clock | None = None,
+        thread_cpu_ns: Callable[[], int] = time.thread_time_ns,
     ) -> None:
         if max_line_bytes < 2 or max_clients < 1 or max_pending_bytes < 1:
             raise ValueError(
@@ -215,6 +301,15 @@ class StatusServer:
         self.max_line_bytes = max_line_bytes
         self.max_clients = max_clients
         self.max_pending_bytes = max_pending_bytes
+        self.limits = StatusLimits() if limits is None else limits
+        self._clock: Clock = SystemClock() if clock is None else clock
+        self._thread_cpu_ns = thread_cpu_ns
+        self._budget = CpuBudget(self.limits.max_cpu_ms_per_s)
+        self._by_uid: dict[int, dict[int, _Client]] = {}
+        self._reserved_in_use = 0
+        self._backlog: dict[int, _Client] = {}
+        self._next_sweep_ns = 0
+        self._sweep_ns = min(MAX_IDLE_SWEEP_NS, max(1, self.limits.idle_timeout_ns // 4))
 
         self._listener: socket.socket | None = None
         self._wake_r: socket.socket | None = None
@@ -231,6 +326,10 @@ class StatusServer:
         self._errors = 0
         self._dropped = 0
         self._refused = 0
+        self._idle_dropped = 0
+        self._rate_limited = 0
+        self._evicted = 0
+        self._reserved = 0
 
     # --- public API -----------------------------------------------------------------------
 
@@ -277,6 +376,13 @@ class StatusServer:
             errors=self._errors,
             dropped=self._dropped,
             refused=self._refused,
+            idle_dropped=self._idle_dropped,
+            rate_limited=self._rate_limited,
+            evicted=self._evicted,
+            reserved=self._reserved,
+            cpu_s=self._budget.total_cpu_ns / 1e9,
+            cpu_peak_ms_per_s=self._budget.peak_cpu_ms_per_s,
+            throttled=self._budget.throttled_slices,
         )
 
     def is_privileged(self, method: str) -> bool:
@@ -410,24 +516,78 @@ class StatusServer:
         assert selector is not None
         try:
             while not self._stopping.is_set():
-                for key, mask in selector.select(self._select_timeout_s()):
+                self._serve_backlog()
+                events = selector.select(self._select_timeout_s())
+                # Connected clients first, new connections last: a connection storm spends
+                # what is left of the CPU slice, not the time of those already served.
+                listener_ready = False
+                for key, _mask in events:
                     if key.fileobj is self._listener:
-                        self._accept()
+                        listener_ready = True
                     elif key.fileobj is self._wake_r:
                         self._drain_wake()
-                    else:
+                for key, mask in events:
+                    if key.data is not None:
                         self._serve(key.data, mask)
+                if listener_ready and not self._spent():
+                    self._accept()
                 self._maybe_resume_accept()
+                self._sweep_idle()
+                self._sleep_out_spent_slice()
         except Exception:
             # Last resort: a bug here must not take the daemon down; it stops the socket.
             log.exception("status server thread failed; status socket closed")
         finally:
             self._close_all()
 
-    def _select_timeout_s(self) -> float | None:
-        if self._accept_paused_until_s is None:
-            return None
-        return max(0.0, self._accept_paused_until_s - time.monotonic())
+    def _select_timeout_s(self) -> float:
+        if self._backlog:
+            return 0.0
+        timeout_ns = min(self._sweep_ns, max(0, self._next_sweep_ns - self._clock.monotonic_ns()))
+        timeout_s = timeout_ns / 1e9
+        if self._accept_paused_until_s is not None:
+            timeout_s = min(timeout_s, self._accept_paused_until_s - time.monotonic())
+        return max(0.0, timeout_s)
+
+    def _spent(self) -> bool:
+        """Whether this CPU slice's budget is used up (the server must stop serving)."""
+        return self._budget.over(time.monotonic_ns(), self._thread_cpu_ns())
+
+    def _sleep_out_spent_slice(self) -> None:
+        """Once the slice's CPU budget is spent, serve nobody until the slice ends."""
+        if self._spent():
+            pause_s = (self._budget.resume_ns - time.monotonic_ns()) / 1e9
+            if pause_s > 0:
+                self._stopping.wait(pause_s)
+
+    def _serve_backlog(self) -> None:
+        """Answer lines left waiting by a spent CPU slice, oldest client first."""
+        for client in list(self._backlog.values()):
+            if self._spent():
+                return
+            self._backlog.pop(client.sock.fileno(), None)
+            client.backlogged = False
+            if not client.open:
+                continue
+            self._process_lines(client)
+            if client.open:
+                self._flush(client)
+
+    def _sweep_idle(self) -> None:
+        """Close clients that sent no complete request for ``idle_timeout_s``."""
+        now_ns = self._clock.monotonic_ns()
+        if now_ns < self._next_sweep_ns:
+            return
+        self._next_sweep_ns = now_ns + self._sweep_ns
+        limit_ns = self.limits.idle_timeout_ns
+        for client in list(self._clients.values()):
+            if now_ns - client.last_request_ns >= limit_ns:
+                self._idle_dropped += 1
+                message = (
+                    f"idle for {self.limits.idle_timeout_s:g} s without a complete request; "
+                    "closing the connection (ask at least that often to keep it)"
+                )
+                self._say_and_close(client, IDLE_TIMEOUT, message)
 
     def _drain_wake(self) -> None:
         assert self._wake_r is not None
@@ -452,26 +612,83 @@ class StatusServer:
                 self._pause_accept()
                 return
             self._connections += 1
-            if len(self._clients) >= self.max_clients:
-                self._refuse(sock)
-                continue
             try:
                 sock.setblocking(False)
                 cred = _peer_cred(sock)
             except OSError:
                 sock.close()
                 continue
-            client = _Client(sock, cred)
-            assert self._selector is not None
-            self._selector.register(sock, selectors.EVENT_READ, client)
-            self._clients[sock.fileno()] = client
+            self._admit(sock, cred)
+            if self._spent():
+                return  # the listener stays readable: the rest wait for the next slice
 
-    def _refuse(self, sock: socket.socket) -> None:
+    def _admit(self, sock: socket.socket, cred: PeerCred) -> None:
+        """Register a new connection, or refuse it, by :func:`emgd.service.status_limits.admit`."""
+        own = self._by_uid.get(cred.uid, {})
+        if len(own) >= self.limits.max_clients_per_uid or len(self._clients) >= self.max_clients:
+            self._reap_vanished(list(self._clients.values()))  # closes not yet seen count
+            own = self._by_uid.get(cred.uid, {})
+        now_ns = self._clock.monotonic_ns()
+        evictable = [
+            c
+            for c in own.values()
+            if c.idle and now_ns - c.last_request_ns >= EVICTABLE_AFTER_S * NS_PER_S
+        ]
+        decision = admit(
+            cred.uid,
+            uid_clients=len(own),
+            uid_has_idle=bool(evictable),
+            total_clients=len(self._clients),
+            reserved_in_use=self._reserved_in_use,
+            max_clients=self.max_clients,
+            limits=self.limits,
+            privileged=lambda: self.peer_allowed(cred),
+        )
+        if decision is Admit.REFUSE_TOTAL:
+            self._refuse(sock, f"too many clients ({self.max_clients} connected); try later")
+            return
+        if decision is Admit.REFUSE_UID:
+            self._refuse(
+                sock,
+                f"too many clients ({len(own)} connected) from uid {cred.uid}, none idle for "
+                f"{EVICTABLE_AFTER_S:g} s; try later",
+            )
+            return
+        if decision is Admit.EVICT_OWN:
+            oldest = min(evictable, key=lambda c: (c.requests > 0, c.last_request_ns))
+            self._evicted += 1
+            self._say_and_close(
+                oldest,
+                EVICTED,
+                f"uid {cred.uid} opened more than {len(own)} connections: this idle one is "
+                "closed to let the newest in",
+            )
+        client = _Client(sock, cred, self.limits, now_ns)
+        if decision is Admit.RESERVED:
+            client.reserved = True
+            self._reserved_in_use += 1
+            self._reserved += 1
+        assert self._selector is not None
+        self._selector.register(sock, selectors.EVENT_READ, client)
+        self._clients[sock.fileno()] = client
+        self._by_uid.setdefault(cred.uid, {})[sock.fileno()] = client
+
+    def _reap_vanished(self, clients: list[_Client]) -> None:
+        """Close clients whose peer has hung up but whose close is not yet read."""
+        poller = select.poll()
+        by_fd = {}
+        for client in clients:
+            fd = client.sock.fileno()
+            by_fd[fd] = client
+            poller.register(fd, select.POLLHUP | select.POLLERR)
+        for fd, mask in poller.poll(0):
+            if mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                self._close(by_fd[fd])
+
+    def _refuse(self, sock: socket.socket, message: str) -> None:
         self._refused += 1
         self._errors += 1
-        reply = _error_reply(
-            None, TOO_MANY_CLIENTS, f"too many clients ({self.max_clients} connected); try later"
-        )
+        reply = _error_reply(None, TOO_MANY_CLIENTS, message)
         try:
             sock.setblocking(False)
             sock.send(_encode(reply), socket.MSG_NOSIGNAL)
@@ -497,7 +714,7 @@ class StatusServer:
         if not client.open:
             return
         try:
-            if mask & selectors.EVENT_READ and not client.want_close:
+            if mask & selectors.EVENT_READ and not client.want_close and not client.backlogged:
                 self._read(client)
             if client.open:
                 self._flush(client)
@@ -517,12 +734,16 @@ class StatusServer:
             client.want_close = True
             client.inbuf.clear()
             return
+        if not client.byte_bucket.take(len(data), self._clock.monotonic_ns()):
+            self._over_rate(client, f"{self.limits.max_bytes_per_s:g} bytes/s")
+            return
         client.inbuf += data
         self._process_lines(client)
 
     def _process_lines(self, client: _Client) -> None:
         buf = client.inbuf
         start = 0
+        now_ns = self._clock.monotonic_ns()
         while True:
             newline = buf.find(b"\n", start)
             end = len(buf) if newline < 0 else newline
@@ -531,14 +752,47 @@ class StatusServer:
                 return
             if newline < 0:
                 break
+            if self._spent():  # answer the rest in a later slice; read nothing meanwhile
+                client.backlogged = True
+                self._backlog[client.sock.fileno()] = client
+                break
             line = bytes(buf[start:newline]).strip()
             start = newline + 1
             if line:
+                client.last_request_ns = now_ns
+                client.requests += 1
+                if not client.request_bucket.take(1, now_ns):
+                    self._over_rate(client, f"{self.limits.max_requests_per_s:g} requests/s")
+                    return
                 client.outbuf += self.handle_line(line, client.cred)
                 if len(client.outbuf) > self.max_pending_bytes:
                     self._drop(client, "does not read its replies")
                     return
         del buf[:start]
+
+    def _over_rate(self, client: _Client, rate: str) -> None:
+        """Answer the first request beyond a rate with an error, then cut the client off."""
+        self._requests += 1
+        self._errors += 1
+        self._rate_limited += 1
+        burst = f"{BURST_S:g} s"
+        message = (
+            f"rate limited: more than {rate} (bursts of {burst} allowed); closing the connection"
+        )
+        client.outbuf += _encode(_error_reply(None, RATE_LIMITED, message))
+        client.inbuf.clear()
+        client.want_close = True
+        log.warning("status socket: pid %d went beyond %s; closing", client.cred.pid, rate)
+        self._flush(client)  # closes it once the error is out
+        if client.open:  # a client that does not read gets no more time: cut off now
+            self._close(client)
+
+    def _say_and_close(self, client: _Client, code: int, message: str) -> None:
+        """Send one error line if the socket takes it now, then close (never blocks)."""
+        self._errors += 1
+        with contextlib.suppress(OSError):
+            client.sock.send(_encode(_error_reply(None, code, message)), socket.MSG_NOSIGNAL)
+        self._close(client)
 
     def _oversize(self, client: _Client) -> None:
         self._requests += 1
@@ -565,7 +819,7 @@ class StatusServer:
             self._close(client)
             return
         events = selectors.EVENT_WRITE if out else 0
-        if not client.want_close:
+        if not client.want_close and not client.backlogged:
             events |= selectors.EVENT_READ
         if events != client.events:
             assert self._selector is not None
@@ -581,7 +835,16 @@ class StatusServer:
         if not client.open:
             return
         client.open = False
-        self._clients.pop(client.sock.fileno(), None)
+        fd = client.sock.fileno()
+        self._clients.pop(fd, None)
+        self._backlog.pop(fd, None)
+        own = self._by_uid.get(client.cred.uid)
+        if own is not None:
+            own.pop(fd, None)
+            if not own:
+                del self._by_uid[client.cred.uid]
+        if client.reserved:
+            self._reserved_in_use -= 1
         if self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(client.sock)
