@@ -72,6 +72,18 @@ class DatasetError(EmgdError, ValueError):
     exit_code = 8
 
 
+class RecordingError(EmgdError, OSError):
+    """A recording file could not be written (disk full, I/O error); names the file."""
+
+    exit_code = 9
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Return the documented exit code for an exception (1 for anything unexpected)."""
     if isinstance(exc, EmgdError):
