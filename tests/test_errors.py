@@ -18,6 +18,7 @@ from emgd.errors import (
     HardwareIOError,
     MissingDependencyError,
     ModelError,
+    RecordingError,
     describe_os_error,
     exit_code_for,
 )
@@ -33,6 +34,7 @@ EXPECTED_EXIT_CODES: list[tuple[type[EmgdError], int]] = [
     (CalibrationError, 6),
     (ModelError, 7),
     (DatasetError, 8),
+    (RecordingError, 12),
 ]
 
 STDLIB_BASES: list[tuple[type[EmgdError], type[BaseException]]] = [
@@ -44,6 +46,7 @@ STDLIB_BASES: list[tuple[type[EmgdError], type[BaseException]]] = [
     (CalibrationError, ValueError),
     (ModelError, ValueError),
     (DatasetError, ValueError),
+    (RecordingError, OSError),
 ]
 
 

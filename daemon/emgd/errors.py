@@ -76,6 +76,18 @@ class InvalidParams(EmgdError, ValueError):
     """A status-socket request's params are wrong; the server replies ``invalid params``."""
 
 
+class RecordingError(EmgdError, OSError):
+    """A recording file could not be written (disk full, I/O error); names the file."""
+
+    exit_code = 12
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Return the documented exit code for an exception (1 for anything unexpected)."""
     if isinstance(exc, EmgdError):
