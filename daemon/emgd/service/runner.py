@@ -43,12 +43,14 @@ from emgd.poses import pose_angles_deg
 from emgd.service import hop_timing
 from emgd.service.acquisition import AcquisitionProcess, RealtimeRequest
 from emgd.service.board import ServoSide, open_servo_side
+from emgd.service.hop_record import HopRecord
 from emgd.service.latency import LatencyRecorder
 from emgd.service.safety import SafetyGate, SafetySettings, SafetyState
 from emgd.service.systemd import Notifier
 
 if TYPE_CHECKING:
     from emgd.calibration.session import CalibrationService
+    from emgd.service.shm_ring import RingBatch
 
 log = logging.getLogger("emgd.runner")
 
@@ -551,21 +553,40 @@ class Daemon:
         self._commands.append(command)
 
     def hop(self) -> None:
-        """One control step: frames → pipeline → safety → servos → status."""
+        """One control step: frames → faults → pipeline → safety → servos → status.
+
+        Each stage is one call below, in the order of its side effects; a
+        :class:`~emgd.service.hop_record.HopRecord` carries what one found to the next.
+        """
         assert self._acq and self._pipeline and self._safety and self._servo and self._calibrate
-        clock = self.clock
-        cpu_hop = time.thread_time_ns()
+        rec = HopRecord(cpu_start_ns=time.thread_time_ns())
         while self._commands:
             self._commands.popleft()()
+        batch = self._read_frames(rec)
+        self._check_faults(rec)
+        if batch.n_frames:
+            self._infer_windows(batch, rec)
+        self._step_without_proposal(rec)
+        self._write_commanded(rec)
+        self._record_latency(rec)
+        self._update_status(rec)
+        # Compute: CPU time of this thread for the whole hop (status and journal included)
+        # but the simulated hand; time spent preempted is in the latencies, not here.
+        self.latency.add("compute", time.thread_time_ns() - rec.cpu_start_ns - rec.cpu_hand_ns)
+        self._feed_watchdog(rec)
+
+    def _read_frames(self, rec: HopRecord) -> RingBatch:
+        """Take the new frames from the ring and account for them (counts, RMS, masks)."""
+        assert self._acq is not None and self._calibrate is not None
         batch = self._acq.read_new()
-        t_read = clock.monotonic_ns()
-        faults: set[str] = set()
+        rec.t_read = self.clock.monotonic_ns()
+        rec.n_frames = batch.n_frames
         self._overrun += batch.overrun_frames
         if batch.overrun_frames:
-            faults.add("overrun")
+            rec.faults.add("overrun")
         if batch.n_frames:
             self._frames += batch.n_frames
-            self._last_frame_ns = t_read
+            self._last_frame_ns = rec.t_read
             if self._first_frame_ns is None:
                 self._first_frame_ns = int(batch.timestamp_ns[0])
                 self._first_frame_index = int(batch.index[0])
@@ -579,62 +600,76 @@ class Daemon:
             self._railed_mask = int(np.bitwise_or.reduce(batch.railed))
             self._lead_off_mask = int(np.bitwise_or.reduce(batch.lead_off))
             if self._railed_mask:
-                faults.add("railed")
+                rec.faults.add("railed")
             if not np.all(np.isnan(batch.intent_deg[-1])):
                 self._intent_deg = batch.intent_deg[-1].astype(np.float64)
             self._calibrate.on_frames(batch.emg_uv, batch.railed)
-        if (t_read - self._last_frame_ns) / NS_PER_S > self.config.safety.stale_after_s:
-            faults.add("stale")
-        if not self._acq.alive():
-            faults.add("acquisition")
-        self._calibrate.tick(t_read)
-        if self._i2c_failed:
-            faults.add("i2c")
+        return batch
 
-        outs = []
-        model_failed = False
-        t_filter = t_window = t_infer = t_safety = 0
-        window_ns = None  # DRDY time of the newest frame of the window inferred
-        if batch.n_frames:
-            try:
-                to_first_window = self._pipeline.frames_to_next_window
-                windows = self._pipeline.windows(batch.emg_uv)
-                if windows:
-                    newest_at = to_first_window - 1
-                    newest_at += (len(windows) - 1) * self._pipeline.frames_per_window_step
-                    window_ns = int(batch.timestamp_ns[newest_at])
-                t_filter = self._pipeline.last_filter_ns
-                t_window = self._pipeline.last_window_ns
-                if len(windows) > MAX_WINDOWS_PER_HOP:
-                    # A backlog (start-up, a stall): the filter has seen every frame, but
-                    # only the newest window says what the wearer does now.
-                    self._windows_skipped += len(windows) - 1
-                    windows = windows[-1:]
-                for window in windows:
-                    t1 = clock.monotonic_ns()
-                    hop = self._pipeline.step(
-                        window.frames, self._pipeline.history_deg, window.newest_index
-                    )
-                    t2 = clock.monotonic_ns()
-                    self._model_deg = hop.angles_deg
-                    if self._first_inference_ns is None:
-                        self._first_inference_ns = t2
-                    outs.append(self._safety.step(t2, hop.angles_deg, faults))
-                    # The model sees what was really commanded, not what it proposed.
-                    self._pipeline.command(outs[-1].commanded_deg)
-                    t_infer += t2 - t1
-                    t_safety += clock.monotonic_ns() - t2
-            except (EmgdError, ValueError, RuntimeError) as exc:
-                model_failed = True
-                log.error("model step failed: %s", exc)
-        if model_failed or (faults and not outs):
-            # No usable proposal this hop: the gate holds, or walks to the safe pose.
-            t2 = clock.monotonic_ns()
-            proposal = None if model_failed else self._model_deg
-            outs.append(self._safety.step(t2, proposal, faults))
-            t_safety += clock.monotonic_ns() - t2
-        out = outs[-1] if outs else None
-        t_write0 = clock.monotonic_ns()
+    def _check_faults(self, rec: HopRecord) -> None:
+        """Stale frames, a dead acquisition process, the last I²C write; and the
+        calibration's clock tick (it may pause the gate, so it comes before the gate)."""
+        assert self._acq is not None and self._calibrate is not None
+        if (rec.t_read - self._last_frame_ns) / NS_PER_S > self.config.safety.stale_after_s:
+            rec.faults.add("stale")
+        if not self._acq.alive():
+            rec.faults.add("acquisition")
+        self._calibrate.tick(rec.t_read)
+        if self._i2c_failed:
+            rec.faults.add("i2c")
+
+    def _infer_windows(self, batch: RingBatch, rec: HopRecord) -> None:
+        """Filter the frames, cut the windows, infer (the newest only after a backlog) and
+        pass each proposal through the gate; any error marks the model failed."""
+        assert self._pipeline is not None and self._safety is not None
+        clock = self.clock
+        try:
+            to_first_window = self._pipeline.frames_to_next_window
+            windows = self._pipeline.windows(batch.emg_uv)
+            if windows:
+                newest_at = to_first_window - 1
+                newest_at += (len(windows) - 1) * self._pipeline.frames_per_window_step
+                rec.window_drdy_ns = int(batch.timestamp_ns[newest_at])
+            rec.t_filter = self._pipeline.last_filter_ns
+            rec.t_window = self._pipeline.last_window_ns
+            if len(windows) > MAX_WINDOWS_PER_HOP:
+                # A backlog (start-up, a stall): the filter has seen every frame, but
+                # only the newest window says what the wearer does now.
+                self._windows_skipped += len(windows) - 1
+                windows = windows[-1:]
+            for window in windows:
+                t1 = clock.monotonic_ns()
+                step = self._pipeline.step(
+                    window.frames, self._pipeline.history_deg, window.newest_index
+                )
+                t2 = clock.monotonic_ns()
+                self._model_deg = step.angles_deg
+                if self._first_inference_ns is None:
+                    self._first_inference_ns = t2
+                rec.outs.append(self._safety.step(t2, step.angles_deg, rec.faults))
+                # The model sees what was really commanded, not what it proposed.
+                self._pipeline.command(rec.outs[-1].commanded_deg)
+                rec.t_infer += t2 - t1
+                rec.t_safety += clock.monotonic_ns() - t2
+        except (EmgdError, ValueError, RuntimeError) as exc:
+            rec.model_failed = True
+            log.error("model step failed: %s", exc)
+
+    def _step_without_proposal(self, rec: HopRecord) -> None:
+        """No usable proposal this hop (model failed, or faults and no window): the gate
+        holds, or walks to the safe pose."""
+        assert self._safety is not None
+        if not (rec.model_failed or (rec.faults and not rec.outs)):
+            return
+        t2 = self.clock.monotonic_ns()
+        proposal = None if rec.model_failed else self._model_deg
+        rec.outs.append(self._safety.step(t2, proposal, rec.faults))
+        rec.t_safety += self.clock.monotonic_ns() - t2
+
+    def _write_commanded(self, rec: HopRecord) -> None:
+        """Write the gate's commanded angles to the servos, then step the simulated hand."""
+        assert self._safety is not None and self._servo is not None
+        rec.t_write0 = self.clock.monotonic_ns()
         commanded = self._safety.commanded_deg
         try:
             self._write_servos(commanded)
@@ -642,25 +677,33 @@ class Daemon:
         except HardwareIOError as exc:
             self._i2c_failed = True
             log.error("servo write failed: %s", exc)
-        t_written = clock.monotonic_ns()
+        rec.t_written = self.clock.monotonic_ns()
         cpu_written = time.thread_time_ns()
         if self._servo.hand is not None:
             self._servo.hand.update()  # the simulated hand's physics: not compute of ours
-        cpu_hand = time.thread_time_ns() - cpu_written
+        rec.cpu_hand_ns = time.thread_time_ns() - cpu_written
 
-        if batch.n_frames:
-            self.latency.add("filter", t_filter)
-            self.latency.add("window", t_window)
-        if outs:
-            if t_infer:
-                self.latency.add("infer", t_infer)
-            self.latency.add("safety", t_safety)
-        self.latency.add("i2c_write", t_written - t_write0)
-        if window_ns is not None and t_infer:
+    def _record_latency(self, rec: HopRecord) -> None:
+        """Add this hop's stage times, and the end-to-end one when a window was inferred."""
+        if rec.n_frames:
+            self.latency.add("filter", rec.t_filter)
+            self.latency.add("window", rec.t_window)
+        if rec.outs:
+            if rec.t_infer:
+                self.latency.add("infer", rec.t_infer)
+            self.latency.add("safety", rec.t_safety)
+        self.latency.add("i2c_write", rec.t_written - rec.t_write0)
+        if rec.window_drdy_ns is not None and rec.t_infer:
             # From the DRDY edge of the newest sample the command reflects: the time that
             # sample waited for the loop is part of it (hop_timing keeps it short).
-            self.latency.add("acquire", max(0, t_read - window_ns))
-            self.latency.add("end_to_end", t_written - window_ns)
+            self.latency.add("acquire", max(0, rec.t_read - rec.window_drdy_ns))
+            self.latency.add("end_to_end", rec.t_written - rec.window_drdy_ns)
+
+    def _update_status(self, rec: HopRecord) -> None:
+        """State and faults from the gate's last decision; the hop count; the status
+        snapshot and the journal summary when due."""
+        assert self._safety is not None
+        out = rec.out
         state = (
             out.state
             if out is not None
@@ -675,15 +718,16 @@ class Daemon:
             self._publish_status()
         if self.hops % max(1, round(SUMMARY_EVERY_S * NS_PER_S / self._hop_ns)) == 0:
             self._log_summary()
-        # Compute: CPU time of this thread for the whole hop (status and journal included)
-        # but the simulated hand; time spent preempted is in the latencies, not here.
-        self.latency.add("compute", time.thread_time_ns() - cpu_hop - cpu_hand)
-        healthy = not faults and not model_failed
+
+    def _feed_watchdog(self, rec: HopRecord) -> None:
+        """Ping the systemd watchdog when due, and only after a healthy hop."""
         interval = self.notifier.watchdog_interval_s()
-        due = interval is not None and (t_written - self._last_watchdog_ns) / NS_PER_S >= interval
-        if healthy and due:
+        due = (
+            interval is not None and (rec.t_written - self._last_watchdog_ns) / NS_PER_S >= interval
+        )
+        if rec.healthy and due:
             self.notifier.watchdog()
-            self._last_watchdog_ns = t_written
+            self._last_watchdog_ns = rec.t_written
 
     # ------------------------------------------------------------------ status
     def status(self, since_start: bool = False) -> dict[str, Any]:
