@@ -12,25 +12,24 @@ no signal processing.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emgd.atomic_file import keep_copy, write_atomic
 from emgd.dsp.normalise import Normaliser
 from emgd.errors import CalibrationError
 
 FORMAT_VERSION = 1
 FILE_NAME = "calibration.json"
 PREVIOUS_NAME = "calibration.prev.json"
+TMP_PREFIX = ".calibration."
 
 
 @dataclass(frozen=True)
@@ -134,22 +133,8 @@ def save(state_dir: Path, calibration: StoredCalibration) -> Path:
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / FILE_NAME
     payload = json.dumps(calibration.to_dict(), indent=2) + "\n"
-    fd, tmp_name = tempfile.mkstemp(prefix=".calibration.", suffix=".tmp", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.replace(path, state_dir / PREVIOUS_NAME)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    dir_fd = os.open(state_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if path.exists():
+        # The current file stays in place while its copy is made: no moment without one.
+        keep_copy(path, state_dir / PREVIOUS_NAME, prefix=TMP_PREFIX)
+    write_atomic(path, payload.encode("utf-8"), prefix=TMP_PREFIX)
     return path

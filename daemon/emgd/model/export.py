@@ -13,7 +13,6 @@ export code, never by the daemon. It must not train, filter or choose hyper-para
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emgd import __version__
+from emgd.atomic_file import fsync_dir
 from emgd.errors import ModelError
 from emgd.model.contract import PreprocessContract
 from emgd.model.runtime import (
@@ -183,15 +183,6 @@ def _with_metadata(model_bytes: bytes, metadata: Mapping[str, str]) -> bytes:
     return bytes(model.SerializeToString())
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def export_onnx(
     net: Any,
     spec: ModelSpec,
@@ -279,5 +270,5 @@ def export_onnx(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(destination.parent)
+    fsync_dir(destination.parent)
     return max_diff

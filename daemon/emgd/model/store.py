@@ -22,7 +22,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emgd.atomic_file import fsync_dir
+from emgd.atomic_file import write_atomic as _write_file
 from emgd.errors import ModelError, describe_os_error
 from emgd.model.contract import DaemonConfig
 
@@ -39,8 +40,6 @@ ENTRY_FORMAT_VERSION = 1
 SHA_SHOWN_CHARS = 12
 VERSION_DIGITS = 4
 TMP_PREFIX = ".install-"
-TMP_SUFFIX = ".tmp"
-FILE_MODE = 0o644  # the daemon's user reads what root (or the installer) wrote
 _VERSIONED = re.compile(r"^(\d{4,})-([0-9a-f]{12})\.(onnx|md|json)$")
 
 #: Called with the name of each step of an install as it completes (tests kill there).
@@ -93,29 +92,9 @@ def sha256_of(path: Path) -> str:
         raise ModelError(f"{path}: cannot read the model file: {describe_os_error(exc)}") from None
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), FILE_MODE)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
+    """Write one file of the store (its temporary name marks a crash's leftover)."""
+    _write_file(path, data, prefix=TMP_PREFIX)
 
 
 def _entry_from(path: Path) -> InstalledModel:
@@ -318,7 +297,7 @@ class ModelStore:
         """Remove the pointer (the daemon falls back to the shipped default)."""
         with contextlib.suppress(FileNotFoundError):
             (self.folder / ACTIVE_NAME).unlink()
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
 
     def rollback_target(self, to: int | None = None) -> InstalledModel:
         """The version a rollback goes to: ``to``, or the newest one older than the active."""
