@@ -1,40 +1,48 @@
 """Reader of emgd BDF+ session recordings into :class:`~emgd.data.recording.Recording` s.
 
 This module owns turning a file written by :mod:`emgd.data.bdf_writer` (read with pyedflib)
-into one Recording per cue, the way the public-dataset loaders do: label = gesture, pose
-from :mod:`emgd.poses`, targets ``R + p·(G − R)`` at the cue's effort (a ramp ``a:b`` rises
-linearly across the cue), ``rep`` from the cue, ``condition`` ``"hold"`` or ``"Ramp"``. It
-checks the file against what the caller expects (channels, rate, device) and turns every
-problem into one :class:`~emgd.errors.DatasetError` line naming the file. It must not
-decide splits, filter the signal for training or write files.
+into Recordings the way the public-dataset loaders do: one per cue (label = gesture, pose
+from :mod:`emgd.poses`, targets ``R + p·(G − R)`` at the cue's effort; a ramp ``a:b`` rises
+linearly across the cue; ``rep`` from the cue; ``condition`` ``"hold"`` or ``"Ramp"``) and
+one rest Recording (``condition`` ``"rest"``) for every stretch between cues, in time order,
+so the session is one stream again. It checks the file against what the caller expects
+(channels, rate, device) and turns every problem into one
+:class:`~emgd.errors.DatasetError` line naming the file. It must not decide splits, filter
+the signal for training or write files.
 
 Label alignment (reported per cue in :class:`CueAlignment`)
 -----------------------------------------------------------
-A wearer starts moving 0.2–0.5 s after a cue and ramps up, so each non-rest cue's samples
-are shifted by the EMG onset delay detected for that cue:
+A wearer starts moving 0.2–0.5 s after a cue and ramps up, so each non-rest cue is moved to
+the EMG it caused:
 
-1. envelope = mean over channels of ``|x − median of x over the baseline|``, smoothed by a
-   :data:`ENVELOPE_WINDOW_S` moving average;
-2. baseline = the :data:`BASELINE_S` before the cue (the preceding rest, clipped to the
-   file start and to the previous cue's end); threshold = baseline mean
-   + :data:`THRESHOLD_SD` × baseline standard deviation;
-3. onset = the first sample in ``[cue start, cue start + MAX_DELAY_S]`` where the envelope
-   stays above the threshold for :data:`HOLD_S`; if there is none, delay 0 (``found`` is
-   false and the cue keeps its cue-time labels);
-4. the cue's whole span (start and end) moves later by that delay, clipped to the file's
-   real frames (the release lags the end cue as the onset lags the start cue).
+1. envelope = mean over channels of the rectified EMG, high-passed at :data:`HIGHPASS_HZ`
+   (zero phase), smoothed by a centred :data:`ENVELOPE_WINDOW_S` moving average;
+2. baseline = up to :data:`BASELINE_S` before the cue, after the previous cue's movement and
+   after any gap; threshold = baseline median + :data:`THRESHOLD_SD` × its standard
+   deviation;
+3. onset = the first sample in ``[cue start, cue start + MAX_DELAY_S]`` from which the
+   envelope stays above the threshold for :data:`HOLD_S`. None found (or under
+   :data:`MIN_BASELINE_S` of baseline): delay 0, ``found`` false, cue-time labels;
+4. rise = from the onset until a :data:`PLATEAU_WINDOW_S` envelope first reaches
+   :data:`RISE_LEVEL` of the way from the baseline level to the level it holds over the
+   rest of the cue (at most :data:`MAX_RISE_S`);
+5. labels: rest until the onset, effort rising linearly to the cue's over the rise, the
+   cue's effort until the cue end plus the same delay (the wearer reacts to the end cue as
+   to the start), then falling linearly back to rest over the same rise time.
 
-Rest cues are not shifted. A cue that spans a ``gap`` annotation is cut at the gap into
-pieces (the samples either side were not contiguous in time).
+Rest cues are not shifted. Every Recording is cut at each ``gap`` annotation (the samples
+either side are not contiguous in time), and the alignment never looks across a gap.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -58,12 +66,28 @@ FloatArray = npt.NDArray[np.float64]
 DATASET_NAME = "wearer"
 CONDITION_HOLD = "hold"
 CONDITION_RAMP = "Ramp"  # what Recording.is_ramp looks for
+CONDITION_REST = "rest"
+EQUIPMENT_PREFIX = "emgd "  # pyedflib shows the recording field's "emgd_<device>" so
+HIGHPASS_HZ = 20.0
+HIGHPASS_ORDER = 4
 ENVELOPE_WINDOW_S = 0.05
+PLATEAU_WINDOW_S = 0.2
 BASELINE_S = 1.0
+MIN_BASELINE_S = 0.3
 THRESHOLD_SD = 5.0
+DEPARTURE_SD = 1.0
 HOLD_S = 0.05
 MAX_DELAY_S = 1.0
+MAX_RISE_S = 1.0
+RISE_LEVEL = 0.8
 MIN_CUE_SAMPLES = 2
+METHOD = (
+    f"EMG onset per cue: rectified {HIGHPASS_HZ:g} Hz high-passed envelope "
+    f"({ENVELOPE_WINDOW_S * 1e3:g} ms) above baseline median + {THRESHOLD_SD:g} SD for "
+    f"{HOLD_S * 1e3:g} ms within {MAX_DELAY_S:g} s of the cue; labels ramp linearly over the "
+    f"rise to {RISE_LEVEL:.0%} of the held level ({PLATEAU_WINDOW_S * 1e3:g} ms envelope); "
+    "the release lags the end cue by the same delay and ramps down over the same time"
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +100,7 @@ class CueAlignment:
     cue_start_s: float
     cue_end_s: float
     delay_s: float
+    rise_s: float
     found: bool
 
 
@@ -105,8 +130,15 @@ class BdfSession:
     gaps: list[Gap] = field(default_factory=list)
     dropped_cues: list[str] = field(default_factory=list)
 
+    @property
+    def reps(self) -> list[int]:
+        """The cue reps in the file, sorted."""
+        return sorted({a.rep for a in self.alignments})
 
-def _open(path: Path) -> tuple[FloatArray, tuple[str, ...], float, str, list[tuple[float, str]]]:
+
+def _open(
+    path: Path,
+) -> tuple[FloatArray, tuple[str, ...], float, str, list[tuple[float, str]]]:
     import pyedflib
 
     if not path.is_file():
@@ -114,10 +146,19 @@ def _open(path: Path) -> tuple[FloatArray, tuple[str, ...], float, str, list[tup
     try:
         reader = pyedflib.EdfReader(str(path))
     except OSError as exc:
-        raise DatasetError(f"{path}: not a readable BDF+ file or cut short: {exc}") from None
+        reason = " ".join(str(exc).split())
+        raise DatasetError(f"{path}: not a readable BDF+ file or cut short ({reason})") from None
     try:
         if reader.filetype != pyedflib.FILETYPE_BDFPLUS:
-            raise DatasetError(f"{path}: not a BDF+ file (EDF/BDF type {reader.filetype})")
+            kinds = {pyedflib.FILETYPE_EDF: "EDF", pyedflib.FILETYPE_EDFPLUS: "EDF+"}
+            kind = kinds.get(reader.filetype, "BDF without annotations")
+            raise DatasetError(f"{path}: a {kind} file, not an emgd BDF+ recording")
+        equipment = reader.getEquipment().strip()
+        if not equipment.startswith(EQUIPMENT_PREFIX):
+            raise DatasetError(
+                f"{path}: recorded by {equipment or 'an unnamed device'!r}, "
+                "not an emgd BDF+ recording"
+            )
         n = reader.signals_in_file
         labels = tuple(reader.getLabel(i).strip() for i in range(n))
         rates = {float(reader.getSampleFrequency(i)) for i in range(n)}
@@ -135,34 +176,71 @@ def _open(path: Path) -> tuple[FloatArray, tuple[str, ...], float, str, list[tup
     return emg, labels, rates.pop(), patient, annotations
 
 
-def _onset_delay_s(
-    emg: FloatArray, fs: float, start: int, baseline_from: int
-) -> tuple[float, bool]:
-    """Detected EMG onset delay after sample ``start`` (rule in the module docstring)."""
+def _envelope(emg: FloatArray, fs: float, width_s: float) -> FloatArray:
+    """Mean over channels of the rectified, high-passed EMG, smoothed by a centred moving
+    average of ``width_s`` (zero phase: labelling is offline, so no lag to undo)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    x = emg - np.median(emg, axis=0)
+    if emg.shape[0] > 3 * (2 * HIGHPASS_ORDER + 1) and fs / 2 > HIGHPASS_HZ:
+        sos = butter(HIGHPASS_ORDER, HIGHPASS_HZ, btype="highpass", fs=fs, output="sos")
+        x = sosfiltfilt(sos, x, axis=0)
+    rect = np.abs(x).mean(axis=1)
+    width = max(1, round(width_s * fs))
+    kernel = np.ones(width) / width
+    smooth: FloatArray = np.convolve(rect, kernel, mode="same")
+    return smooth
+
+
+def _align_cue(
+    emg: FloatArray, fs: float, span: tuple[int, int], *, baseline_from: int, search_to: int
+) -> tuple[int, int, bool]:
+    """(onset delay, rise length, found) in samples for the cue ``span`` = (start, end)
+    samples (module docstring).
+
+    ``baseline_from`` is the first sample the baseline may use (after the previous
+    movement, after any gap); ``search_to`` the first sample the search must not reach (the
+    next gap, the file end).
+    """
+    start, end = span
     base_lo = max(baseline_from, start - round(BASELINE_S * fs))
-    search_hi = min(emg.shape[0], start + round((MAX_DELAY_S + HOLD_S) * fs))
-    if start - base_lo < round(ENVELOPE_WINDOW_S * fs) * 2 or search_hi <= start:
-        return 0.0, False
-    centre = np.median(emg[base_lo:start], axis=0)
-    rect = np.abs(emg[base_lo:search_hi] - centre).mean(axis=1)
-    width = max(1, round(ENVELOPE_WINDOW_S * fs))
-    envelope = np.convolve(rect, np.ones(width) / width, mode="full")[: rect.shape[0]]
+    hi = min(search_to, end + round(MAX_DELAY_S * fs), emg.shape[0])
+    min_base = round(MIN_BASELINE_S * fs)
+    if start - base_lo < min_base or hi - start < round(2 * HOLD_S * fs):
+        return 0, 0, False
+    onset_env = _envelope(emg[base_lo:hi], fs, ENVELOPE_WINDOW_S)
     n_base = start - base_lo
-    baseline = envelope[width:n_base]
-    threshold = float(baseline.mean() + THRESHOLD_SD * baseline.std())
-    above = envelope[n_base:] > threshold
+    baseline = onset_env[:n_base]
+    threshold = float(np.median(baseline) + THRESHOLD_SD * baseline.std())
+    departure = float(np.median(baseline) + DEPARTURE_SD * baseline.std())
     hold = max(1, round(HOLD_S * fs))
-    max_delay = round(MAX_DELAY_S * fs)
+    above = onset_env[n_base:] > threshold
     run = np.convolve(above.astype(np.int64), np.ones(hold, dtype=np.int64), mode="valid")
+    max_delay = min(round(MAX_DELAY_S * fs), end - start - 1)
     hits = np.flatnonzero(run[: max_delay + 1] >= hold)
     if hits.size == 0:
-        return 0.0, False
-    # The moving average lags the rectified signal by about half its window.
-    delay = max(0, int(hits[0]) - width // 2)
-    return delay / fs, True
+        return 0, 0, False
+    # Walk back from the crossing to where the envelope left the baseline's spread.
+    crossing = int(hits[0])
+    quiet = np.flatnonzero(onset_env[n_base : n_base + crossing + 1] <= departure)
+    onset = int(quiet[-1]) + 1 if quiet.size else 0
+    # Rise: the slow envelope reaches RISE_LEVEL of the way from the baseline to the level
+    # it holds over the rest of the cue.
+    slow_env = _envelope(emg[base_lo:hi], fs, PLATEAU_WINDOW_S)[n_base:]
+    hold_end = end - start
+    late = slow_env[min(onset + round(MAX_RISE_S * fs), hold_end - 1) : hold_end]
+    if late.size == 0:
+        return onset, 0, True
+    base_level = float(np.median(_envelope(emg[base_lo:start], fs, PLATEAU_WINDOW_S)))
+    level = base_level + RISE_LEVEL * (float(np.median(late)) - base_level)
+    upto = min(onset + round(MAX_RISE_S * fs), hold_end)
+    reached = np.flatnonzero(slow_env[onset:upto] >= level)
+    rise = int(reached[0]) if reached.size else upto - onset
+    return onset, rise, True
 
 
-def _effort(value: str, n: int, where: str) -> tuple[FloatArray, str]:
+def _effort(value: str, where: str) -> tuple[float, float, str]:
+    """(effort at the cue start, at its end, condition) of an ``effort=`` value."""
     try:
         if ":" in value:
             lo_text, hi_text = value.split(":", 1)
@@ -175,8 +253,7 @@ def _effort(value: str, n: int, where: str) -> tuple[FloatArray, str]:
         raise DatasetError(f"{where}: effort {value!r} is not a number or a:b ramp") from None
     if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (lo, hi)):
         raise DatasetError(f"{where}: effort {value!r} is outside [0, 1]")
-    ramp: FloatArray = np.linspace(lo, hi, n)
-    return ramp, condition
+    return lo, hi, condition
 
 
 def read_session(
@@ -188,23 +265,23 @@ def read_session(
     allow_unfinished: bool = False,
     align: bool = True,
 ) -> BdfSession:
-    """Read one session file into one :class:`Recording` per cue.
+    """Read one session file into Recordings: one per cue, one per rest stretch between.
 
     Parameters
     ----------
     path:
         A file written by :class:`~emgd.data.bdf_writer.BdfSessionWriter`.
     expect_channels:
-        The channel labels (or just their number) the caller's config has.
+        The channel labels (or just their number) the caller's config or model has.
     expect_rate_hz:
-        The sampling rate the caller's config has.
+        The sampling rate the caller's config or model has.
     expect_device:
         ``"ads1299"``, ``"mcp3008"`` or ``"simulated"``.
     allow_unfinished:
         Accept a file without ``session end`` (the writer was killed or the power cut):
         its whole seconds are used and a cue still open at the end is dropped.
     align:
-        Shift non-rest cues to the detected EMG onset (module docstring).
+        Move non-rest cues to the detected EMG onset (module docstring).
 
     Raises
     ------
@@ -258,7 +335,7 @@ def read_session(
     elif not allow_unfinished:
         raise DatasetError(
             f"{path}: no 'session end' (recording cut short after {emg.shape[0] / fs:g} s); "
-            "pass allow_unfinished to use its whole seconds"
+            "allow unfinished recordings to use its whole seconds"
         )
     else:
         n_frames = emg.shape[0]
@@ -292,15 +369,15 @@ def _cue_key(a: Annotation, where: str) -> tuple[str, str, int]:
         raise DatasetError(f"{where}: cue needs gesture=, effort= and rep=<int>") from None
 
 
-def _cues_to_recordings(
-    session: BdfSession, emg: FloatArray, parsed: list[tuple[float, Annotation]], align: bool
-) -> None:
-    path, fs = session.path, session.sample_rate_hz
+def _cue_spans(
+    session: BdfSession, parsed: list[tuple[float, Annotation]]
+) -> list[tuple[float, float, tuple[str, str, int]]]:
+    """(start s, end s, (gesture, effort, rep)) of every complete cue, in time order."""
+    path = session.path
     open_cue: tuple[float, tuple[str, str, int]] | None = None
     spans: list[tuple[float, float, tuple[str, str, int]]] = []
-    for onset_s, a in sorted(
-        ((o, a) for o, a in parsed if a.kind == KIND_CUE), key=lambda item: item[0]
-    ):
+    cues = sorted(((o, a) for o, a in parsed if a.kind == KIND_CUE), key=lambda item: item[0])
+    for onset_s, a in cues:
         where = f"{path}: cue at {onset_s:g} s"
         key = _cue_key(a, where)
         if a.marker == MARKER_START:
@@ -320,47 +397,167 @@ def _cues_to_recordings(
         session.dropped_cues.append(f"cue from {open_cue[0]:g} s open when the recording stopped")
     if not spans:
         raise DatasetError(f"{path}: no complete cue annotations")
+    return spans
+
+
+def _cues_to_recordings(
+    session: BdfSession, emg: FloatArray, parsed: list[tuple[float, Annotation]], align: bool
+) -> None:
+    path, fs, n = session.path, session.sample_rate_hz, emg.shape[0]
+    spans = _cue_spans(session, parsed)
     gap_samples = sorted(round(g.onset_s * fs) for g in session.gaps)
-    previous_end = 0
+    segments: list[_Segment] = []
+    movement_end = 0
     for start_s, end_s, (gesture, effort_text, rep) in spans:
         where = f"{path}: cue {gesture} rep {rep} at {start_s:g} s"
         if gesture not in POSE_NAMES:
             raise DatasetError(f"{where}: unknown gesture {gesture!r} ({', '.join(POSE_NAMES)})")
-        start = round(start_s * fs)
-        end = round(end_s * fs)
-        delay_s, found = 0.0, False
+        low, high, condition = _effort(effort_text, where)
+        start, end = round(start_s * fs), round(end_s * fs)
+        delay, rise, found = 0, 0, False
         if align and gesture != REST:
-            delay_s, found = _onset_delay_s(emg, fs, start, previous_end)
-        shift = round(delay_s * fs)
-        lo, hi = min(start + shift, emg.shape[0]), min(end + shift, emg.shape[0])
+            before = [g for g in gap_samples if g <= start]
+            after = [g for g in gap_samples if g > start]
+            delay, rise, found = _align_cue(
+                emg,
+                fs,
+                (start, end),
+                baseline_from=max(movement_end, before[-1] if before else 0),
+                search_to=after[0] if after else n,
+            )
         session.alignments.append(
-            CueAlignment(gesture, effort_text, rep, start_s, end_s, delay_s, found)
+            CueAlignment(gesture, effort_text, rep, start_s, end_s, delay / fs, rise / fs, found)
         )
-        previous_end = end
-        if hi - lo < MIN_CUE_SAMPLES:
+        lo = max(start + delay, segments[-1].hi if segments else 0)
+        hold_end = max(lo, end + delay)
+        movement_end = hold_end + rise
+        if min(movement_end, n) - lo < MIN_CUE_SAMPLES:
             session.dropped_cues.append(f"{where}: fewer than {MIN_CUE_SAMPLES} frames in file")
             continue
-        effort, condition = _effort(effort_text, hi - lo, where)
-        cuts = [lo, *(g for g in gap_samples if lo < g < hi), hi]
-        for piece_lo, piece_hi in itertools.pairwise(cuts):
-            if piece_hi - piece_lo < MIN_CUE_SAMPLES:
-                continue
-            part = effort[piece_lo - lo : piece_hi - lo]
-            session.recordings.append(
-                Recording(
-                    emg=emg[piece_lo:piece_hi],
-                    sample_rate_hz=fs,
-                    targets_deg=proportional_targets_deg(gesture, part),
-                    effort=part,
-                    label_names=(gesture,),
-                    label_poses=(gesture,),
-                    label_index=np.zeros(piece_hi - piece_lo, dtype=np.int64),
-                    dataset=DATASET_NAME,
-                    participant=session.participant,
-                    session=path.stem,
-                    rep=rep,
-                    condition=condition,
-                    source=f"{path.name}[{piece_lo}:{piece_hi}]",
-                    emg_unit=PHYSICAL_UNIT,
-                )
+        segments.append(
+            _Segment(lo, hold_end, movement_end, rise, gesture, low, high, condition, rep)
+        )
+    # A movement that runs into the next cue's onset is cut there.
+    for i in range(len(segments) - 1):
+        cut = segments[i + 1].lo
+        segments[i] = replace(
+            segments[i], hold_end=min(segments[i].hold_end, cut), hi=min(segments[i].hi, cut)
+        )
+    cursor = 0
+    for seg in segments:
+        if seg.lo > cursor:
+            rest = np.zeros(seg.lo - cursor)
+            _append(
+                session, emg, (cursor, seg.lo), REST, rest, condition=CONDITION_REST, rep=seg.rep
             )
+        hi_in_file = min(seg.hi, n)
+        effort = seg.effort()[: hi_in_file - seg.lo]
+        _append(
+            session,
+            emg,
+            (seg.lo, hi_in_file),
+            seg.gesture,
+            effort,
+            condition=seg.condition,
+            rep=seg.rep,
+        )
+        cursor = hi_in_file
+    if cursor < n and segments:
+        rest = np.zeros(n - cursor)
+        _append(
+            session, emg, (cursor, n), REST, rest, condition=CONDITION_REST, rep=segments[-1].rep
+        )
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """An aligned cue in samples: movement from ``lo``, held until ``hold_end``, back at
+    rest by ``hi``; ``rise`` samples of ramp; efforts ``low`` → ``high`` across the hold."""
+
+    lo: int
+    hold_end: int
+    hi: int
+    rise: int
+    gesture: str
+    low: float
+    high: float
+    condition: str
+    rep: int
+
+    def effort(self) -> FloatArray:
+        """Shape ``(hi − lo,)``: the effort of every sample (module docstring, step 5)."""
+        n_hold = self.hold_end - self.lo
+        n_release = self.hi - self.hold_end
+        base = np.concatenate(
+            [np.linspace(self.low, self.high, n_hold), np.full(n_release, self.high)]
+        )
+        ramp = np.ones(self.hi - self.lo)
+        if self.rise > 0:
+            up = np.arange(1, self.rise + 1) / self.rise
+            ramp[: min(self.rise, n_hold)] = up[: min(self.rise, n_hold)]
+            down = 1.0 - np.arange(1, n_release + 1) / (self.rise + 1)
+            ramp[n_hold:] = np.minimum(ramp[n_hold:], down)
+        out: FloatArray = np.clip(base * ramp, 0.0, 1.0)
+        return out
+
+
+def _append(
+    session: BdfSession,
+    emg: FloatArray,
+    span: tuple[int, int],
+    gesture: str,
+    effort: FloatArray,
+    *,
+    condition: str,
+    rep: int,
+) -> None:
+    """Add samples ``span`` = (lo, hi) as Recordings, cut at every gap inside them."""
+    fs = session.sample_rate_hz
+    lo, hi = span
+    gap_samples = sorted(round(g.onset_s * fs) for g in session.gaps)
+    cuts = [lo, *(g for g in gap_samples if lo < g < hi), hi]
+    for piece_lo, piece_hi in itertools.pairwise(cuts):
+        if piece_hi - piece_lo < MIN_CUE_SAMPLES:
+            continue
+        part = effort[piece_lo - lo : piece_hi - lo]
+        session.recordings.append(
+            Recording(
+                emg=emg[piece_lo:piece_hi],
+                sample_rate_hz=fs,
+                targets_deg=proportional_targets_deg(gesture, part),
+                effort=part,
+                label_names=(gesture,),
+                label_poses=(gesture,),
+                label_index=np.zeros(piece_hi - piece_lo, dtype=np.int64),
+                dataset=DATASET_NAME,
+                participant=session.participant,
+                session=session.path.stem,
+                rep=rep,
+                condition=condition,
+                source=f"{session.path.name}[{piece_lo}:{piece_hi}]",
+                emg_unit=PHYSICAL_UNIT,
+            )
+        )
+
+
+def alignment_report(sessions: Sequence[BdfSession]) -> dict[str, Any]:
+    """JSON-ready summary of how the labels of ``sessions`` were aligned (model card)."""
+    moved = [a for s in sessions for a in s.alignments if a.gesture != REST]
+    found = [a for a in moved if a.found]
+
+    def spread(values: list[float]) -> dict[str, float] | None:
+        if not values:
+            return None
+        return {
+            "median": statistics.median(values),
+            "min": min(values),
+            "max": max(values),
+        }
+
+    return {
+        "method": METHOD,
+        "cues": len(moved),
+        "onsets_found": len(found),
+        "delay_s": spread([a.delay_s for a in found]),
+        "rise_s": spread([a.rise_s for a in found]),
+    }
