@@ -264,6 +264,7 @@ def read_session(
     expect_device: str | None = None,
     allow_unfinished: bool = False,
     align: bool = True,
+    expected_by: str = "",
 ) -> BdfSession:
     """Read one session file into Recordings: one per cue, one per rest stretch between.
 
@@ -282,6 +283,9 @@ def read_session(
         its whole seconds are used and a cue still open at the end is dropped.
     align:
         Move non-rest cues to the detected EMG onset (module docstring).
+    expected_by:
+        Who expects the values (``"model m.onnx"``, ``"the first file a.bdf"``), named in
+        a mismatch.
 
     Raises
     ------
@@ -308,16 +312,19 @@ def read_session(
             f"{path}: session start says rate_hz={header.get('rate_hz')} "
             f"channels={header.get('channels')}, the header {fs:g} Hz and {len(labels)} channels"
         )
+    by = f" by {expected_by}" if expected_by else ""
     if expect_device is not None and device != expect_device:
-        raise DatasetError(f"{path}: recorded with {device}, expected {expect_device}")
+        raise DatasetError(f"{path}: recorded with {device}, expected {expect_device}{by}")
     if expect_rate_hz is not None and fs != float(expect_rate_hz):
-        raise DatasetError(f"{path}: recorded at {fs:g} Hz, expected {expect_rate_hz:g} Hz")
+        raise DatasetError(f"{path}: recorded at {fs:g} Hz, expected {expect_rate_hz:g} Hz{by}")
     if isinstance(expect_channels, int):
         if len(labels) != expect_channels:
-            raise DatasetError(f"{path}: has {len(labels)} channels, expected {expect_channels}")
+            raise DatasetError(
+                f"{path}: has {len(labels)} channels, expected {expect_channels}{by}"
+            )
     elif expect_channels is not None and tuple(expect_channels) != labels:
         raise DatasetError(
-            f"{path}: channels {', '.join(labels)}, expected {', '.join(expect_channels)}"
+            f"{path}: channels {', '.join(labels)}, expected {', '.join(expect_channels)}{by}"
         )
     ends = [a for _, a in parsed if a.kind == KIND_SESSION and a.marker == MARKER_END]
     finished = len(ends) == 1
@@ -335,7 +342,7 @@ def read_session(
     elif not allow_unfinished:
         raise DatasetError(
             f"{path}: no 'session end' (recording cut short after {emg.shape[0] / fs:g} s); "
-            "allow unfinished recordings to use its whole seconds"
+            "allow unfinished recordings (emgd --allow-unfinished) to use its whole seconds"
         )
     else:
         n_frames = emg.shape[0]
@@ -561,3 +568,24 @@ def alignment_report(sessions: Sequence[BdfSession]) -> dict[str, Any]:
         "delay_s": spread([a.delay_s for a in found]),
         "rise_s": spread([a.rise_s for a in found]),
     }
+
+
+def recordings_card(sessions: Sequence[BdfSession]) -> dict[str, Any]:
+    """JSON-ready description of the files a model was trained or scored on (model card)."""
+    files = [
+        {
+            "file": s.path.name,
+            "device": s.device,
+            "sample_rate_hz": s.sample_rate_hz,
+            "channels": len(s.channel_labels),
+            "participant": s.participant,
+            "seconds": s.n_frames / s.sample_rate_hz,
+            "reps": s.reps,
+            "cues": len(s.alignments),
+            "frames_lost": sum(g.frames for g in s.gaps),
+            "finished": s.finished,
+            "dropped_cues": list(s.dropped_cues),
+        }
+        for s in sessions
+    ]
+    return {"files": files, "label_alignment": alignment_report(sessions)}

@@ -122,11 +122,14 @@ def wearer_trajectory(
     protocol: Sequence[CueStep],
     seed: int,
     *,
+    session: int = 0,
     lead_in_s: float = DEFAULT_LEAD_IN_S,
     reaction_s: tuple[float, float] = DEFAULT_REACTION_S,
     rise_s: tuple[float, float] = DEFAULT_RISE_S,
 ) -> tuple[KeyframeTrajectory, list[CueTruth], float]:
     """The wearer's angles for a protocol: react late to each cue start and end, ramp.
+
+    ``seed`` and ``session`` together draw the reactions and ramps.
 
     Returns
     -------
@@ -139,7 +142,7 @@ def wearer_trajectory(
     ConfigError
         If a reaction plus a ramp does not fit inside a cue or the rest after it.
     """
-    rng = np.random.default_rng([seed, 24])
+    rng = np.random.default_rng([seed, 24, session])
     rest = pose_angles_deg(REST)
     times: list[float] = [0.0]
     angles: list[FloatArray] = [rest]
@@ -175,6 +178,7 @@ def write_cued_session(
     protocol: Sequence[CueStep],
     *,
     seed: int = 0,
+    session: int = 0,
     sample_rate_hz: float = DEFAULT_SAMPLE_RATE_HZ,
     n_channels: int = DEFAULT_N_CHANNELS,
     device: str = "simulated",
@@ -194,7 +198,9 @@ def write_cued_session(
     protocol:
         The cues in order (:func:`cued_protocol`).
     seed:
-        Seeds the wearer (forearm, reactions, ramps) and the EMG.
+        Seeds the wearer (forearm, electrodes, motor units) and the EMG.
+    session:
+        Another session of the same wearer: other reactions and ramps.
     lose_frames:
         ``(time_s, n)`` pairs: ``n`` frames starting at wearer time ``time_s`` are not
         written (the writer records a ``gap``).
@@ -208,7 +214,7 @@ def write_cued_session(
     CuedSession
     """
     trajectory, truths, duration_s = wearer_trajectory(
-        protocol, seed, reaction_s=reaction_s, rise_s=rise_s
+        protocol, seed, session=session, reaction_s=reaction_s, rise_s=rise_s
     )
     fs = float(sample_rate_hz)
     n_total = math.ceil(duration_s * fs)
@@ -263,3 +269,34 @@ def write_cued_session(
         file_times_s=kept / fs,
         frames_lost=int(n_total - kept.size),
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m emgd.data.cued_session DIR``: write synthetic wearer sessions to ``DIR``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--seed", type=int, default=7, help="the wearer (default 7)")
+    parser.add_argument("--files", type=int, default=2, help="sessions (default 2)")
+    parser.add_argument("--reps", type=int, default=4, help="reps of each gesture per session")
+    parser.add_argument("--rate", type=float, default=DEFAULT_SAMPLE_RATE_HZ, help="Hz")
+    args = parser.parse_args(argv)
+    args.folder.mkdir(parents=True, exist_ok=True)
+    for k in range(args.files):
+        path = args.folder / f"wearer{args.seed}_s{k + 1}.bdf"
+        # One wearer (forearm seed) per folder; each session its own reactions and ramps.
+        session = write_cued_session(
+            path,
+            cued_protocol(args.reps),
+            seed=args.seed,
+            session=k,
+            sample_rate_hz=args.rate,
+            participant=f"wearer{args.seed}",
+        )
+        print(f"{path}: {session.angles_deg.shape[0] / args.rate:g} s, {len(session.cues)} cues")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

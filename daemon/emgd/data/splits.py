@@ -233,6 +233,7 @@ def recordings_split(
     expect_rate_hz: float | None = None,
     test_reps: int | None = None,
     allow_unfinished: bool = False,
+    expected_by: str = "",
 ) -> tuple[Split, list[bdf_reader.BdfSession]]:
     """The wearer's recordings split by cue rep: the latest reps test, the earlier train.
 
@@ -241,7 +242,7 @@ def recordings_split(
     (default: :data:`RECORDING_TEST_REP_FRACTION` of them, at least one) are the test side
     in every file; the training recipe's own validation then holds out the last training
     rep. Every file must have the channels, rate and device of the first (or the
-    ``expect_*`` values, e.g. a model's).
+    ``expect_*`` values, e.g. a model's, which ``expected_by`` names).
 
     Returns
     -------
@@ -257,7 +258,7 @@ def recordings_split(
     """
     sessions: list[bdf_reader.BdfSession] = []
     channels: Sequence[str] | int | None = expect_channels
-    rate_hz, device = expect_rate_hz, None
+    rate_hz, device, by = expect_rate_hz, None, expected_by
     for path in recording_files(paths):
         session = bdf_reader.read_session(
             path,
@@ -265,9 +266,11 @@ def recordings_split(
             expect_rate_hz=rate_hz,
             expect_device=device,
             allow_unfinished=allow_unfinished,
+            expected_by=by,
         )
         sessions.append(session)
         channels, rate_hz, device = session.channel_labels, session.sample_rate_hz, session.device
+        by = f"the first file {session.path.name}"
     reps = sorted({rec.rep for s in sessions for rec in s.recordings})
     n_test = (
         test_reps if test_reps is not None else math.ceil(len(reps) * RECORDING_TEST_REP_FRACTION)
