@@ -81,3 +81,15 @@ def test_quick_config_bounds_the_epochs_and_keeps_the_rest() -> None:
     config = quick_config(TrainConfig())
     assert config.max_epochs == 20 and config.patience_epochs == 6
     assert config.learning_rate == TrainConfig().learning_rate
+
+
+def test_train_model_refuses_a_start_that_is_not_the_member_to_train() -> None:
+    from dataclasses import replace
+
+    from emgd.errors import ConfigError
+    from emgd.training.train import train_model
+
+    member, spec = warm_start(SHIPPED_MODEL, [_recording(1000.0, 8)])
+    other = replace(spec, dropout=0.3)
+    with pytest.raises(ConfigError, match="starting network's spec differs"):
+        train_model([_recording(1000.0, 8)], spec=other, init=member, max_minutes=0.01)
