@@ -52,5 +52,5 @@ install:
 
 ## Reproduce the shipped default model (synthetic wearer, 1 kHz x 8 channels): ~15 minutes.
 model: $(STAMP)
-	$(BIN)/emgd train --dataset synthetic --participant seed0 --recordings 12 \
+	$(BIN)/emgd train --dataset synthetic --participant seed0 --synthetic-recordings 12 \
 		--seed 0 --out models/default.onnx

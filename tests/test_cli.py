@@ -91,3 +91,28 @@ def test_a_broken_pipe_that_is_not_stdout_is_not_hidden(monkeypatch: pytest.Monk
     monkeypatch.setattr(cli, "_config", daemon_went_away)
     with pytest.raises(BrokenPipeError, match="status socket"):
         main(["config", "default"], stdout=io.StringIO())
+
+
+def test_eval_scores_a_model_on_the_latest_reps_of_recordings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from emgd.data.cued_session import cued_protocol, write_cued_session
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "default.onnx"
+    protocol = cued_protocol(2, gestures=("power", "pinch"), hold_s=2.0, rest_s=2.0)
+    good = tmp_path / "good.bdf"
+    write_cued_session(good, protocol, seed=4)
+    out = io.StringIO()
+    assert main(["eval", str(shipped), "--recordings", str(tmp_path), "--json"], stdout=out) == 0
+    result = json.loads(out.getvalue())["results"][0]
+    assert result["dataset"] == "wearer" and result["participant"] == "wearer"
+    assert result["network"]["mae_mean_deg"] < result["rest"]["mae_mean_deg"]
+    slow = tmp_path / "other" / "four.bdf"
+    slow.parent.mkdir()
+    write_cued_session(slow, protocol, seed=4, n_channels=4)
+    assert main(["eval", str(shipped), "--recordings", str(slow)]) == 8
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(slow) in err
+    assert f"has 4 channels, expected 8 by model {shipped}" in err

@@ -27,7 +27,7 @@ def test_train_publishes_a_model_the_daemon_can_load(tmp_path: Path) -> None:
             "synthetic",
             "--participant",
             "seed3",
-            "--recordings",
+            "--synthetic-recordings",
             "2",
             "--minutes",
             "0.05",
@@ -99,7 +99,15 @@ def test_train_threads_must_be_positive(capsys: pytest.CaptureFixture[str]) -> N
 def test_train_set_names_a_bad_spec_setting_in_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = ["train", "--dataset", "synthetic", "--participant", "seed1", "--recordings", "2"]
+    args = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--participant",
+        "seed1",
+        "--synthetic-recordings",
+        "2",
+    ]
     code = main([*args, "--out", "x.onnx", "--set", "spec.dropout=1.5"])
     assert code == exit_code_for(ConfigError("x"))
     err = capsys.readouterr().err.strip()
@@ -130,6 +138,76 @@ def test_train_budget_defaults_to_six_minutes_per_member(
         raise ConfigError("stop here")
 
     monkeypatch.setattr(emgd.training.train, "train_model", record)
-    args = ["train", "--dataset", "synthetic", "--participant", "seed1", "--recordings", "2"]
+    args = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--participant",
+        "seed1",
+        "--synthetic-recordings",
+        "2",
+    ]
     assert main([*args, "--out", "x.onnx", *extra]) == exit_code_for(ConfigError("x"))
     assert seen == [minutes]
+
+
+@pytest.fixture(scope="module")
+def wearer_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two short BDF+ sessions of a simulated wearer at the shipped model's 1 kHz x 8."""
+    from emgd.data.cued_session import cued_protocol, write_cued_session
+
+    folder = tmp_path_factory.mktemp("wearer")
+    protocol = cued_protocol(3, gestures=("power", "open"), hold_s=2.0, rest_s=2.0)
+    for k in range(2):
+        write_cued_session(folder / f"w_s{k + 1}.bdf", protocol, seed=9, session=k)
+    return folder
+
+
+def test_train_quick_on_recordings_says_where_the_data_came_from(
+    wearer_folder: Path, tmp_path: Path
+) -> None:
+    from emgd.model.runtime import OnnxModel
+    from emgd.training.quick import SHIPPED_MODEL
+
+    out_path = tmp_path / "q.onnx"
+    args = ["train", "--recordings", str(wearer_folder), "--quick", "--threads", "1"]
+    code = main([*args, "--minutes", "0.05", "--out", str(out_path)], stdout=io.StringIO())
+    assert code == 0
+    model = OnnxModel(out_path)
+    card = model.card
+    assert model.spec.members == 1
+    assert card["training"]["started_from"] == str(SHIPPED_MODEL)
+    data = card["data"]
+    assert data["dataset"] == "wearer" and data["participant"] == "wearer"
+    files = data["recordings"]["files"]
+    assert [f["file"] for f in files] == ["w_s1.bdf", "w_s2.bdf"]
+    assert all(f["reps"] == [1, 2, 3] and f["cues"] == 6 for f in files)
+    align = data["recordings"]["label_alignment"]
+    assert align["cues"] == align["onsets_found"] == 12
+    assert 0.2 <= align["delay_s"]["median"] <= 0.6
+    md = out_path.with_suffix(".md").read_text()
+    assert "- from w_s1.bdf: simulated, 8 channels at 1000.00 Hz" in md
+    assert "- labels aligned to the EMG: EMG onset per cue" in md and "delay after the cue" in md
+    assert "network" in card["test_closed_loop"]
+
+
+def test_train_from_recordings_names_the_bad_file_or_model_in_one_line(
+    wearer_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emgd.data.cued_session import cued_protocol, write_cued_session
+
+    slow = tmp_path / "slow.bdf"
+    write_cued_session(slow, cued_protocol(2, gestures=("power",)), sample_rate_hz=500.0)
+    out = ["--out", str(tmp_path / "x.onnx"), "--threads", "1"]
+    assert main(["train", "--recordings", str(slow), "--quick", *out]) == 7
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "the model is for 8 channels at 1000 Hz" in err
+    mixed = ["train", "--recordings", str(wearer_folder / "w_s1.bdf"), str(slow), *out]
+    assert main(mixed) == 8
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "slow.bdf: recorded at 500 Hz, expected 1000 Hz" in err
+    assert "by the first file w_s1.bdf" in err
+    assert main(["train", "--dataset", "3dc", *out]) == 8
+    assert "needs --participant" in capsys.readouterr().err
+    assert main(["train", "--recordings", str(slow), "--from", str(slow), *out]) == 2
+    assert "--from MODEL needs --quick" in capsys.readouterr().err

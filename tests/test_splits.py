@@ -139,3 +139,58 @@ def test_real_contraction_protocol(datasets_root: Path) -> None:
     assert {r.rep for r in split.train if r.condition == "MVC"} == {1}
     assert {r.rep for r in split.test if r.condition == "MVC"} == {2}
     assert {r.source for r in split.train}.isdisjoint({r.source for r in split.test})
+
+
+# --- the wearer's own BDF+ recordings --------------------------------------------------
+
+
+def _wearer_file(path: Path, reps: int, rate_hz: float = 500.0, seed: int = 0) -> Path:
+    from emgd.data.cued_session import cued_protocol, write_cued_session
+
+    protocol = cued_protocol(reps, gestures=("power", "open"), hold_s=2.0, rest_s=2.0)
+    write_cued_session(path, protocol, seed=seed, sample_rate_hz=rate_hz, n_channels=4)
+    return path
+
+
+def test_recordings_split_puts_the_latest_reps_of_every_file_in_test(tmp_path: Path) -> None:
+    from emgd.data.splits import WEARER, recordings_split
+
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    _wearer_file(folder / "b.bdf", 4, seed=1)
+    _wearer_file(folder / "a.bdf", 4, seed=2)
+    (folder / "notes.txt").write_text("not a recording")
+    split, sessions = recordings_split([folder])
+    assert [s.path.name for s in sessions] == ["a.bdf", "b.bdf"]
+    assert split.dataset == WEARER and split.participant == "wearer"
+    assert {r.rep for r in split.train} == {1, 2, 3} and {r.rep for r in split.test} == {4}
+    assert {r.session for r in split.test} == {"a", "b"}
+    # Time order within each file, files in name order: a's reps before b's.
+    sources = [r.source for r in split.train]
+    assert sources.index(next(s for s in sources if s.startswith("b"))) > max(
+        i for i, s in enumerate(sources) if s.startswith("a")
+    )
+    split2, _ = recordings_split([folder / "a.bdf"], test_reps=2)
+    assert {r.rep for r in split2.test} == {3, 4} and {r.rep for r in split2.train} == {1, 2}
+    n_all = sum(r.n_samples for r in (*split2.train, *split2.test))
+    assert n_all == sessions[0].n_frames
+
+
+def test_recordings_split_refuses_mixed_files_and_a_single_rep(tmp_path: Path) -> None:
+    from emgd.data.splits import recordings_split
+
+    first = _wearer_file(tmp_path / "s1.bdf", 2)
+    other_rate = _wearer_file(tmp_path / "s2.bdf", 2, rate_hz=250.0)
+    with pytest.raises(DatasetError, match=r"s2\.bdf: recorded at 250 Hz, expected 500 Hz"):
+        recordings_split([first, other_rate])
+    with pytest.raises(DatasetError, match=r"s1\.bdf: recorded at 500 Hz, expected 1000 Hz"):
+        recordings_split([first], expect_rate_hz=1000.0)
+    one_rep = _wearer_file(tmp_path / "one.bdf", 1)
+    with pytest.raises(DatasetError, match=r"one\.bdf: cue reps \[1\] cannot be split"):
+        recordings_split([one_rep])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match=r"no \.bdf recordings in the folder"):
+        recordings_split([empty])
+    with pytest.raises(DatasetError, match="recording file or folder not found"):
+        recordings_split([tmp_path / "nope.bdf"])

@@ -11,8 +11,12 @@ Commands:
 - ``emgd model info MODEL``: the spec, receptive fields, contract and card of a model file;
 - ``emgd model install FILE|list|rollback [--to N]``: the installed models
   (:mod:`emgd.client.model_cli`);
-- ``emgd eval MODEL --dataset 3dc|contraction|synthetic``: closed-loop scores of a model per
-  participant, beside the ridge and LDA baselines and "always rest" (``--json`` for the dict);
+- ``emgd train --dataset D --participant P | --recordings FILE|DIR… [--quick [--from M]]``:
+  train a per-user model (:mod:`emgd.training`) on a public dataset or the wearer's BDF+
+  sessions (the latest cue reps test); ``--quick`` starts one network from a model;
+- ``emgd eval MODEL --dataset 3dc|contraction|synthetic | --recordings FILE|DIR…``:
+  closed-loop scores of a model per participant (or on the recordings' latest reps), beside
+  the ridge and LDA baselines and "always rest" (``--json`` for the dict);
 - ``emgd bench``: the real loop on the simulated board, measured (:mod:`emgd.bench`).
 
 Every failure prints one line naming what and where and returns the exit code of its
@@ -69,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="override one option (repeatable; beats env and file)",
         )
 
+    def recording_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--allow-unfinished",
+            action="store_true",
+            help="with --recordings: use the whole seconds of a session that has no end "
+            "(the recorder was killed or the power cut)",
+        )
+
     run = sub.add_parser("run", help="the controller (what systemd starts)")
     config_options(run)
     run.add_argument(
@@ -110,8 +122,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     tr = sub.add_parser("train", help="train a per-user model (needs the train extra)")
-    tr.add_argument("--dataset", choices=("3dc", "contraction", "synthetic"), required=True)
-    tr.add_argument("--participant", required=True, help="e.g. Participant1, S1, seed0")
+    tr_data = tr.add_mutually_exclusive_group(required=True)
+    tr_data.add_argument("--dataset", choices=("3dc", "contraction", "synthetic"))
+    tr_data.add_argument(
+        "--recordings",
+        nargs="+",
+        type=Path,
+        metavar="FILE|DIR",
+        help="the wearer's BDF+ sessions (files, or folders of .bdf); the latest cue reps test",
+    )
+    tr.add_argument("--participant", help="with --dataset: e.g. Participant1, S1, seed0")
+    recording_options(tr)
+    tr.add_argument(
+        "--quick",
+        action="store_true",
+        help="a usable model in minutes: one network started from --from (default the "
+        "shipped model), fewer epochs",
+    )
+    tr.add_argument(
+        "--from",
+        dest="from_model",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="--quick: the model to start from (the wearer's previous one; default "
+        "models/default.onnx)",
+    )
     tr.add_argument("--datasets", type=Path, default=None, help="datasets folder")
     tr.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     tr.add_argument(
@@ -141,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable; recorded in the model card",
     )
     tr.add_argument(
-        "--recordings",
+        "--synthetic-recordings",
         type=int,
         default=12,
+        metavar="N",
         help="synthetic only: 20 s training recordings to generate (test: a quarter)",
     )
     tr.add_argument(
@@ -187,9 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="closed-loop scores of a model beside the baselines")
     ev.add_argument("model", type=Path, metavar="MODEL", help="an .onnx file exported by emgd")
-    ev.add_argument(
-        "--dataset", required=True, choices=("3dc", "contraction", "synthetic"), help="data set"
+    ev_data = ev.add_mutually_exclusive_group(required=True)
+    ev_data.add_argument("--dataset", choices=("3dc", "contraction", "synthetic"), help="data set")
+    ev_data.add_argument(
+        "--recordings",
+        nargs="+",
+        type=Path,
+        metavar="FILE|DIR",
+        help="the wearer's BDF+ sessions: scored on their latest cue reps",
     )
+    recording_options(ev)
     ev.add_argument(
         "--participant",
         action="append",
@@ -344,6 +388,23 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
 
     model = OnnxModel(args.model)
     names = list(args.participant)
+    if args.recordings is not None:
+        from emgd.data.splits import recordings_split
+
+        split, _sessions = recordings_split(
+            args.recordings,
+            expect_channels=model.spec.n_channels,
+            expect_rate_hz=model.spec.sample_rate_hz,
+            allow_unfinished=args.allow_unfinished,
+            expected_by=f"model {args.model}",
+        )
+        results = [evaluate_model(model, split, history_mode=args.history)]
+        if args.json:
+            out.write(json.dumps(json_ready({"model": model.identity, "results": results})))
+            out.write("\n")
+        else:
+            out.write(format_report(results[0]) + "\n" + format_summary(results))
+        return 0
     if not names:
         if args.dataset == "synthetic":
             raise DatasetError("emgd eval --dataset synthetic needs --participant seed<k>")
@@ -449,6 +510,7 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
         raise MissingDependencyError(
             "emgd train needs the train extra: pip install 'emgd[train]' (torch==2.13.0, onnx)"
         ) from None
+    from emgd.model.spec import ModelSpec
     from emgd.training.publish import publish
     from emgd.training.settings import (
         RECIPE_MINUTES_PER_MEMBER,
@@ -463,37 +525,73 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
     if threads < 1:
         raise ConfigError(f"emgd train --threads {threads}: must be at least 1")
     torch.set_num_threads(threads)
-    if args.dataset == "synthetic":
+    from emgd.errors import DatasetError
+
+    recordings_card = None
+    if args.recordings is not None:
+        from emgd.data.bdf_reader import recordings_card as card_of_recordings
+        from emgd.data.splits import recordings_split
+
+        split, sessions = recordings_split(args.recordings, allow_unfinished=args.allow_unfinished)
+        recordings_card = card_of_recordings(sessions)
+    elif args.participant is None:
+        raise DatasetError(f"emgd train --dataset {args.dataset} needs --participant")
+    elif args.dataset == "synthetic":
         from emgd.data.splits import SYNTHETIC_PARTICIPANT_PREFIX, synthetic_split
-        from emgd.errors import DatasetError
 
         number = args.participant.removeprefix(SYNTHETIC_PARTICIPANT_PREFIX)
         if not number.isdigit():
             raise DatasetError(f"synthetic participant {args.participant!r}: expected seed<k>")
         split = synthetic_split(
             int(number),
-            n_train=args.recordings,
-            n_test=max(1, args.recordings // 4),
+            n_train=args.synthetic_recordings,
+            n_test=max(1, args.synthetic_recordings // 4),
             sample_rate_hz=args.sample_rate,
         )
     else:
         split = load_split(args.dataset, args.participant, args.datasets or find_datasets_root())
-    # No training recordings: no spec, and train_model says so in one line.
-    spec = spec_with_settings(args.settings, recipe_spec_for(split.train)) if split.train else None
-    members = 1 if spec is None else spec.members
-    minutes = RECIPE_MINUTES_PER_MEMBER * members if args.minutes is None else args.minutes
+    init = None
+    spec: ModelSpec | None
+    if args.quick and split.train:
+        from emgd.training.quick import QUICK_MINUTES, SHIPPED_MODEL, quick_config, warm_start
+
+        start_from = SHIPPED_MODEL if args.from_model is None else args.from_model
+        init, base_spec = warm_start(start_from, split.train)
+        spec = spec_with_settings(args.settings, base_spec)
+        config = quick_config(config)
+        minutes = QUICK_MINUTES if args.minutes is None else args.minutes
+    elif args.from_model is not None:
+        raise ConfigError("emgd train --from MODEL needs --quick")
+    else:
+        # No training recordings: no spec, and train_model says so in one line.
+        spec = (
+            spec_with_settings(args.settings, recipe_spec_for(split.train)) if split.train else None
+        )
+        members = 1 if spec is None else spec.members
+        minutes = RECIPE_MINUTES_PER_MEMBER * members if args.minutes is None else args.minutes
     log.info(
-        "training %s %s: %d recordings, %d member(s), budget %.1f min",
-        args.dataset,
-        args.participant,
+        "training %s %s: %d recordings, %d member(s)%s, budget %.1f min",
+        split.dataset,
+        split.participant,
         len(split.train),
-        members,
+        1 if spec is None else spec.members,
+        "" if init is None else f" started from {start_from}",
         minutes,
     )
-    result = train_model(split, spec=spec, seed=args.seed, max_minutes=minutes, config=config)
+    result = train_model(
+        split, spec=spec, seed=args.seed, max_minutes=minutes, config=config, init=init
+    )
+    if init is not None:
+        result.report["started_from"] = str(start_from)
     command = " ".join(["emgd", *sys.argv[1:]]) if sys.argv else "emgd train"
     card = publish(
-        result, split, args.out, seed=args.seed, command=command, evaluate=not args.no_eval
+        result,
+        split,
+        args.out,
+        seed=args.seed,
+        command=command,
+        evaluate=not args.no_eval,
+        recordings=recordings_card,
     )
     scores = card.get("test_closed_loop", {})
     for system, s in scores.items():

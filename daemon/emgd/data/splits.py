@@ -3,7 +3,8 @@
 This module owns the per-participant train → test splits of ``datasets/README.md``: 3DC
 ``train/`` (first four reps) versus ``test/`` (four reps after a break); ContractionIntensity
 reps R1–R2 versus R3–R4, and for MVC (two reps only) R1 versus R2; synthetic data earlier
-versus later reps of one seeded session. Participants are discovered from the folders, so
+versus later reps of one seeded session; the wearer's own BDF+ recordings (:func:`recordings_split`)
+earlier versus later cue reps. Participants are discovered from the folders, so
 the full public datasets work as well as the development subset. It also finds the datasets
 folder: ``$EMGD_DATASETS``, else ``../shared/datasets`` next to the repository, else
 ``/work/shared/datasets``. It must not parse files (the loaders do) or compute anything.
@@ -11,13 +12,14 @@ folder: ``$EMGD_DATASETS``, else ``../shared/datasets`` next to the repository, 
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from emgd.data import contraction, synthetic, threedc
+from emgd.data import bdf_reader, contraction, synthetic, threedc
 from emgd.data.recording import Recording
 from emgd.errors import DatasetError
 from emgd.sim.synthetic_emg import DEFAULT_N_CHANNELS
@@ -33,6 +35,7 @@ DEFAULT_DATASETS_DIRS: tuple[Path, ...] = (
 THREEDC = threedc.DATASET_NAME
 CONTRACTION = contraction.DATASET_NAME
 SYNTHETIC = synthetic.DATASET_NAME
+WEARER = bdf_reader.DATASET_NAME
 DATASETS: tuple[str, ...] = (THREEDC, CONTRACTION, SYNTHETIC)
 
 # ContractionIntensity: reps per level ("*" = every level but MVC).
@@ -47,6 +50,10 @@ CONTRACTION_TEST_REPS: Mapping[str, frozenset[int]] = MappingProxyType(
 SYNTHETIC_TRAIN_RECORDINGS = 3
 SYNTHETIC_TEST_RECORDINGS = 1
 SYNTHETIC_PARTICIPANT_PREFIX = "seed"
+
+# The wearer's recordings: this share of the cue reps (the latest, at least one) is the test.
+RECORDING_TEST_REP_FRACTION = 0.25
+RECORDING_SUFFIX = ".bdf"
 
 
 @dataclass(frozen=True)
@@ -193,3 +200,94 @@ def iter_splits(dataset: str, root: Path | None = None) -> Iterator[Split]:
     """Every participant's split of a real dataset, one at a time (loads lazily)."""
     for participant in participants(dataset, root):
         yield load_split(dataset, participant, root)
+
+
+def recording_files(paths: Sequence[Path]) -> list[Path]:
+    """The BDF+ files named by ``paths``: files as given, folders' ``*.bdf`` in name order.
+
+    Raises
+    ------
+    DatasetError
+        If a path does not exist, a folder holds no ``.bdf`` file, or nothing is named.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() == RECORDING_SUFFIX)
+            if not found:
+                raise DatasetError(f"{path}: no {RECORDING_SUFFIX} recordings in the folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DatasetError(f"{path}: recording file or folder not found")
+    if not files:
+        raise DatasetError("no recordings named")
+    return list(dict.fromkeys(files))
+
+
+def recordings_split(
+    paths: Sequence[Path],
+    *,
+    expect_channels: int | None = None,
+    expect_rate_hz: float | None = None,
+    test_reps: int | None = None,
+    allow_unfinished: bool = False,
+    expected_by: str = "",
+) -> tuple[Split, list[bdf_reader.BdfSession]]:
+    """The wearer's recordings split by cue rep: the latest reps test, the earlier train.
+
+    Reps are the cue annotations' ``rep`` numbers, taken over every file (a protocol run in
+    several files numbers its reps the same in each). The last ``test_reps`` of them
+    (default: :data:`RECORDING_TEST_REP_FRACTION` of them, at least one) are the test side
+    in every file; the training recipe's own validation then holds out the last training
+    rep. Every file must have the channels, rate and device of the first (or the
+    ``expect_*`` values, e.g. a model's, which ``expected_by`` names).
+
+    Returns
+    -------
+    (Split, sessions)
+        The split (dataset :data:`WEARER`, participant = the files' wearer codes) and each
+        file's :class:`~emgd.data.bdf_reader.BdfSession` (alignment, gaps, dropped cues).
+
+    Raises
+    ------
+    DatasetError
+        One line naming the file for any problem reading it or a mismatch; naming the reps
+        if there are fewer than two, so one side would be empty.
+    """
+    sessions: list[bdf_reader.BdfSession] = []
+    channels: Sequence[str] | int | None = expect_channels
+    rate_hz, device, by = expect_rate_hz, None, expected_by
+    for path in recording_files(paths):
+        session = bdf_reader.read_session(
+            path,
+            expect_channels=channels,
+            expect_rate_hz=rate_hz,
+            expect_device=device,
+            allow_unfinished=allow_unfinished,
+            expected_by=by,
+        )
+        sessions.append(session)
+        channels, rate_hz, device = session.channel_labels, session.sample_rate_hz, session.device
+        by = f"the first file {session.path.name}"
+    reps = sorted({rec.rep for s in sessions for rec in s.recordings})
+    n_test = (
+        test_reps if test_reps is not None else math.ceil(len(reps) * RECORDING_TEST_REP_FRACTION)
+    )
+    if len(reps) < 2 or not 1 <= n_test < len(reps):
+        names = ", ".join(str(s.path) for s in sessions)
+        raise DatasetError(
+            f"{names}: cue reps {reps} cannot be split into earlier (train) and "
+            f"{n_test} later (test) reps"
+        )
+    test_set = set(reps[-n_test:])
+    recordings = [rec for s in sessions for rec in s.recordings]
+    participant = "+".join(dict.fromkeys(s.participant for s in sessions))
+    split = Split(
+        WEARER,
+        participant,
+        tuple(r for r in recordings if r.rep not in test_set),
+        tuple(r for r in recordings if r.rep in test_set),
+    )
+    return split, sessions

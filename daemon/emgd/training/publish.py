@@ -40,8 +40,13 @@ def publish(
     seed: int,
     command: str,
     evaluate: bool = True,
+    recordings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Export ``result`` to ``out_path`` (+ ``.md`` card); return the card dict."""
+    """Export ``result`` to ``out_path`` (+ ``.md`` card); return the card dict.
+
+    ``recordings`` (:func:`emgd.data.bdf_reader.recordings_card`) describes the wearer's
+    BDF+ files the split came from and how their labels were aligned.
+    """
     from emgd.model.export import export_onnx
     from emgd.model.info import model_info_text
     from emgd.offline.evaluate import SYSTEMS, evaluate_model
@@ -56,6 +61,7 @@ def publish(
             "participant": split.participant,
             "train_recordings": len(split.train),
             "test_recordings": len(split.test),
+            **({"recordings": recordings} if recordings is not None else {}),
         },
         "seed": seed,
         "training": result.report,
@@ -138,6 +144,31 @@ def _sharpness_lines(report: object) -> list[str]:
     ]
 
 
+def _recordings_lines(recordings: object) -> list[str]:
+    """The wearer's files and the label alignment, for the Data section."""
+    if not isinstance(recordings, dict):
+        return []
+    lines = [
+        f"- from {f['file']}: {f['device']}, {f['channels']} channels at "
+        f"{_fmt(f['sample_rate_hz'])} Hz, {_fmt(f['seconds'])} s, wearer {f['participant']}, "
+        f"reps {', '.join(str(r) for r in f['reps'])}, {f['cues']} cues, "
+        f"{f['frames_lost']} frames lost" + ("" if f["finished"] else " (unfinished)")
+        for f in recordings.get("files", [])
+    ]
+    align = recordings.get("label_alignment", {})
+    delay, rise = align.get("delay_s"), align.get("rise_s")
+    found = f"onsets found for {align.get('onsets_found')} of {align.get('cues')} cues"
+    if isinstance(delay, dict) and isinstance(rise, dict):
+        found += (
+            f"; delay after the cue median {_fmt(delay['median'])} s "
+            f"(range {_fmt(delay['min'])}-{_fmt(delay['max'])} s), rise median "
+            f"{_fmt(rise['median'])} s (range {_fmt(rise['min'])}-{_fmt(rise['max'])} s)"
+        )
+    lines.append(f"- labels aligned to the EMG: {align.get('method', '—')}; {found}")
+    lines.append("- split by cue rep: the latest reps test, the last training rep validates")
+    return lines
+
+
 def _markdown(card: dict[str, Any], info: str, path: Path) -> str:
     lines = [
         f"# Model card: {path.name}",
@@ -150,6 +181,7 @@ def _markdown(card: dict[str, Any], info: str, path: Path) -> str:
         f"- dataset {card['data']['dataset']}, participant {card['data']['participant']}: "
         f"{card['data']['train_recordings']} training recordings, "
         f"{card['data']['test_recordings']} test recordings",
+        *_recordings_lines(card["data"].get("recordings")),
         "- trained closed loop on the training session (own outputs fed back), early stopping "
         "on its last rep; scored in closed loop on the test session with the training "
         "session's calibration (`emgd eval`)",

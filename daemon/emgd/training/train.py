@@ -71,6 +71,7 @@ def train_model(
     max_minutes: float = 10.0,
     config: TrainConfig | None = None,
     mains_hz: float | None = None,
+    init: EmgNet | None = None,
 ) -> TrainResult:
     """Train one participant's network closed loop on their training session.
 
@@ -92,6 +93,10 @@ def train_model(
         The recipe (default :class:`TrainConfig`).
     mains_hz:
         Mains notch; default 60 Hz for 3DC/ContractionIntensity, 50 Hz otherwise.
+    init:
+        Start every member from these weights (``emgd train --quick``,
+        :mod:`~emgd.training.quick`) instead of from its seed; its spec must be the
+        member's.
 
     Returns
     -------
@@ -113,6 +118,11 @@ def train_model(
         raise ConfigError(
             f"intensity_jitter = {config.intensity_jitter:g} needs a head without graded "
             "effort (spec.graded_effort = false): the effort is learned from the amplitude"
+        )
+    if init is not None and init.spec != spec.member:
+        raise ConfigError(
+            "the starting network's spec differs from the one to train "
+            "(a --set spec.KEY that changes the network cannot start from a model)"
         )
     if config.refit_all and spec.members > 1:
         raise ConfigError(
@@ -177,6 +187,8 @@ def train_model(
         torch.manual_seed(seed_i)
         rng = np.random.default_rng(seed_i)
         member = EmgNet(spec.member, seed=seed_i)
+        if init is not None:
+            member.load_state_dict(init.state_dict())
         member_fit, member_held = fit_recs, val_recs
         member_fit_data, member_val = fit_data, val_data
         if rotate and index > 0:
