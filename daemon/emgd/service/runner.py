@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import grp
 import logging
 import os
@@ -49,6 +50,7 @@ from emgd.service.systemd import Notifier
 
 if TYPE_CHECKING:
     from emgd.calibration.session import CalibrationService
+    from emgd.recording.session import RecordingService
 
 log = logging.getLogger("emgd.runner")
 
@@ -251,6 +253,7 @@ class Daemon:
         self.socket_path = Path()
         self._server: Any = None
         self._calibrate: CalibrationService | None = None
+        self._record: RecordingService | None = None
         # Pulses set by `servo.set_pulse` (finger index → µs), written instead of the angle
         # while paused; cleared on resume.
         self._servo_pulse_us: dict[int, float] = {}
@@ -309,6 +312,7 @@ class Daemon:
             release=self.resume,
             apply=self._apply_calibration,
         )
+        self._record = self._recording_service(contract)
         self._last_frame_ns = self.clock.monotonic_ns()
         self.started_ns = self.clock.monotonic_ns()
         self.state = "running"
@@ -340,6 +344,27 @@ class Daemon:
         except BaseException:
             self.shutdown()
             raise
+
+    def _recording_service(self, contract: Any) -> RecordingService:
+        """``emgd record``: raw frames to a BDF+ file in ``<state dir>/recordings``."""
+        from emgd.recording.header import device_header
+        from emgd.recording.session import RECORDINGS_DIR, RecordingService
+
+        def busy() -> str | None:
+            calibrating = self._calibrate is not None and self._calibrate.active
+            return "a calibration session is running" if calibrating else None
+
+        return RecordingService(
+            contract.filter_spec,
+            device_header(self.config, datetime.datetime.now()),
+            self.state_dir / RECORDINGS_DIR,
+            self.clock,
+            submit=self.submit,
+            hold=self.pause,
+            release=self.resume,
+            on_cue=None,  # the seam for a simulated wearer that follows the cues
+            busy=busy,
+        )
 
     def _build_pipeline(self, contract: Any) -> None:
         from emgd.pipeline import InferencePipeline
@@ -397,9 +422,12 @@ class Daemon:
                 "resume": queued(self.resume, "running"),
                 "reload": self._handle_reload,
                 **(self._calibrate.handlers() if self._calibrate is not None else {}),
+                **(self._record.handlers() if self._record is not None else {}),
                 "servo.set_pulse": self._handle_set_pulse,
             },
-            privileged=frozenset({"pause", "resume", "reload", "calibrate.*", "servo.*"}),
+            privileged=frozenset(
+                {"pause", "resume", "reload", "calibrate.*", "record.*", "servo.*"}
+            ),
             allowed_gid=gid,
             max_clients=self.config.status.max_clients,
             limits=status_limits(self.config.status),
@@ -583,11 +611,17 @@ class Daemon:
             if not np.all(np.isnan(batch.intent_deg[-1])):
                 self._intent_deg = batch.intent_deg[-1].astype(np.float64)
             self._calibrate.on_frames(batch.emg_uv, batch.railed)
+            if self._record is not None:
+                self._record.on_frames(
+                    batch.index, batch.emg_uv, batch.railed, batch.lead_off, batch.overrun_frames
+                )
         if (t_read - self._last_frame_ns) / NS_PER_S > self.config.safety.stale_after_s:
             faults.add("stale")
         if not self._acq.alive():
             faults.add("acquisition")
         self._calibrate.tick(t_read)
+        if self._record is not None:
+            self._record.tick(t_read)
         if self._i2c_failed:
             faults.add("i2c")
 
@@ -881,6 +915,8 @@ class Daemon:
         self._servo_pulse_us.clear()
         if self._calibrate is not None and self._calibrate.active:
             self._calibrate.end("ended by a 'resume' request")
+        if self._record is not None and self._record.active:
+            self._record.end("ended by a 'resume' request")
         self._safety.resume()
 
     def shutdown(self) -> None:
@@ -889,6 +925,8 @@ class Daemon:
         The PCA9685 keeps the last pulses after the process exits, so the hand stays there.
         """
         self.notifier.stopping()
+        if self._record is not None:
+            self._record.shutdown()  # the recording's file closed, whole
         if self._server is not None:
             self._server.stop()
             self._server = None
