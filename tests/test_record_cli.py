@@ -77,7 +77,7 @@ class LoopedService:
             index = np.arange(self.index, self.index + HOP, dtype=np.int64)
             self.index += HOP
             zeros = np.zeros(HOP, dtype=np.uint32)
-            self.service.on_frames(index, emg, zeros, zeros, 0)
+            self.service.on_frames(index, emg, zeros, zeros)
             self.loop_ns += HOP_NS
             self.service.tick(self.loop_ns)
         if self.service.snapshot.get("active") and not self.service.snapshot.get("recording"):

@@ -3,6 +3,7 @@ the control loop feeds them, the file read back in MNE and pyedflib."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import os
@@ -96,7 +97,9 @@ class Host:
         lead_off = np.zeros(HOP, dtype=np.uint32)
         if self.service.snapshot.get("recording"):
             self.fed.append(emg)
-        self.service.on_frames(index, emg.astype(np.float32), railed, lead_off, overrun)
+        self.service.on_frames(
+            index, emg.astype(np.float32), railed, lead_off, overrun_frames=overrun
+        )
         self.clock.advance_s(HOP / FS_HZ)
         self.service.tick(self.clock.monotonic_ns())
 
@@ -363,3 +366,169 @@ def test_a_frame_count_going_back_is_counted_and_the_file_carries_on(tmp_path: P
     assert result["outcome"] == "complete" and summary["index_resets"] == 1
     assert summary["lost_frames"] == 0 and summary["frames_written"] == 150 * HOP
     assert not [t for _, t in file_annotations(path) if t.startswith("gap")]
+
+
+# --------------------------------------------------------------------------- in a daemon
+
+E2E_PROTOCOL = {"gestures": ["power"], "reps": 1, "hold_s": 1.0, "rest_s": 0.5, "lead_in_s": 1.0}
+E2E_TOTAL_S = 2.5
+
+
+def daemon_overrides(tmp: Path, *extra: str) -> list[str]:
+    return [
+        f"daemon.runtime_dir={str(tmp / 'run')!r}",
+        f"daemon.state_dir={str(tmp / 'state')!r}",
+        "daemon.realtime_priority=0",
+        "daemon.loop_priority=0",
+        "daemon.lock_memory=false",
+        *extra,
+    ]
+
+
+def gap_frames(texts: list[str]) -> int:
+    return sum(int(t.split()[1].removeprefix("frames=")) for t in texts if t.startswith("gap "))
+
+
+@pytest.mark.parametrize("backend", ["ads1299", "mcp3008"])
+def test_a_daemon_on_the_simulated_board_records_a_short_protocol(
+    tmp_path: Path, backend: str
+) -> None:
+    """The real loop, acquisition process and socket: every frame is in the file or in a gap
+    annotation, the cues are there, and the hand is released at the end."""
+    import io
+
+    import mne
+
+    from emgd.client.record_cli import GuidedRecording
+    from emgd.client.status_client import StatusClient
+    from emgd.clock import SystemClock
+    from emgd.service.runner import Daemon
+
+    config = load_config(env={}, overrides=daemon_overrides(tmp_path, f"adc.backend={backend!r}"))
+    daemon = Daemon(config, env={})
+    daemon.start()
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop.is_set,), daemon=True)
+    thread.start()
+    try:
+        with StatusClient(daemon.socket_path) as client:
+            session = GuidedRecording(client, SystemClock(), io.StringIO())
+            result = session.run(from_protocol(E2E_PROTOCOL))
+        assert result["outcome"] == "complete", result
+        deadline = time.monotonic() + 5.0
+        while daemon.status()["state"] == "hold":
+            assert time.monotonic() < deadline, "the hand was never released"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(5.0)
+        daemon.shutdown()
+    summary = result["summary"]
+    path = Path(summary["path"])
+    assert path.parent == tmp_path / "state" / "recordings"
+    raw = mne.io.read_raw_bdf(path, verbose="error")
+    assert raw.info["sfreq"] == config.adc.sample_rate_hz and len(raw.ch_names) == 8
+    texts = [str(d) for d in raw.annotations.description]
+    assert f"session end frames={summary['frames']}" in texts
+    assert any(f"device={backend}" in t for t in texts if t.startswith("session start"))
+    cues = [t for t in texts if t.startswith("cue")]
+    assert cues[0] == "cue gesture=rest effort=0 rep=0 start" and len(cues) == 6
+    # Nothing joined silently: each missing frame is counted in a gap annotation.
+    assert gap_frames(texts) == summary["lost_frames"]
+    span = summary["frames"] + summary["lost_frames"]
+    assert abs(span - E2E_TOTAL_S * config.adc.sample_rate_hz) < 0.25 * FS_HZ
+
+
+def from_protocol(data: dict[str, Any]) -> Any:
+    from emgd.recording.protocol import from_mapping
+
+    return from_mapping(data, "test")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def test_kill_9_of_the_daemon_mid_recording_leaves_a_readable_file(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import mne
+
+    from emgd.client.status_client import StatusClient
+
+    sets = [a for o in daemon_overrides(tmp_path) for a in ("--set", o)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "daemon")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emgd", "run", "--simulate", *sets, "--duration", "60"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children: list[int] = []
+    try:
+        sock = tmp_path / "run" / "emgd.sock"
+        deadline = time.monotonic() + 20.0
+        while not sock.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the daemon never came up"
+            time.sleep(0.05)
+        path = tmp_path / "killed.bdf"
+        with StatusClient(sock) as client:
+            long = {**E2E_PROTOCOL, "hold_s": 30.0}
+            client.call("record.start", {"protocol": long, "path": str(path)})
+            deadline = time.monotonic() + 10.0
+            while True:
+                progress: Any = client.call("record.progress")
+                if (progress.get("progress") or {}).get("seconds_written", 0) >= 2:
+                    break
+                assert time.monotonic() < deadline, f"nothing written: {progress}"
+                time.sleep(0.05)
+        children = _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5.0)
+        for child in children:  # the acquisition process, if it outlived its parent
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+    with pyedflib.EdfReader(str(path)) as reader:
+        records = reader.datarecords_in_file
+        texts = list(reader.readAnnotations()[2])
+    assert records >= 2
+    assert "cue gesture=rest effort=0 rep=0 start" in texts
+    raw = mne.io.read_raw_bdf(path, verbose="error")
+    assert raw.n_times >= records * FS_HZ and raw.n_times % FS_HZ == 0
+
+
+def test_frames_that_waited_in_the_ring_before_the_start_are_not_recorded(
+    tmp_path: Path,
+) -> None:
+    host = Host(tmp_path)
+    path = Path(host.call("record.start", protocol=SHORT)["path"])
+    host.queue.pop(0)()  # the loop applies record.start: the session starts now
+    start_ns = host.clock.monotonic_ns()
+    ms = 1_000_000
+    stamps = start_ns + (np.arange(HOP, dtype=np.int64) - 10) * ms  # 10 before the start
+    index = np.arange(HOP, dtype=np.int64)
+    emg = np.arange(HOP * N_CH, dtype=np.float64).reshape(HOP, N_CH)
+    zeros = np.zeros(HOP, dtype=np.uint32)
+    host.service.on_frames(index, emg, zeros, zeros, overrun_frames=5, timestamp_ns=stamps)
+    later = np.arange(HOP, 2 * HOP, dtype=np.int64)
+    host.service.on_frames(later, emg, zeros, zeros, timestamp_ns=stamps - 50 * ms)
+    host.call("record.stop")
+    while host.queue:
+        host.queue.pop(0)()
+    host.service.tick(host.clock.monotonic_ns())
+    summary = host.until_result()["summary"]
+    assert summary["frames_before_start"] == 10 and summary["overrun_frames"] == 0
+    assert summary["frames_written"] == 10 + HOP and summary["lost_frames"] == 0
+    with pyedflib.EdfReader(str(path)) as reader:
+        first = reader.readSignal(0)[:2]
+    np.testing.assert_allclose(first, emg[10:12, 0], atol=0.03)

@@ -110,6 +110,7 @@ class RecordingSession:
         # when the acquisition's count goes back), so they never go back.
         self._seq_offset = 0
         self.index_resets = 0
+        self.frames_before_start = 0  # frames of the first batch older than the session
         self.frames_received = 0
         self.acquisition_lost_frames = 0  # frame-number jumps the acquisition left
         self.overrun_frames = 0  # of which the ring overwrote
@@ -151,11 +152,24 @@ class RecordingSession:
         emg_uv: npt.ArrayLike,
         railed: npt.NDArray[np.uint32],
         lead_off: npt.NDArray[np.uint32],
-        overrun_frames: int,
+        *,
+        overrun_frames: int = 0,
+        timestamp_ns: npt.NDArray[np.int64] | None = None,
     ) -> None:
-        """Queue every frame of one batch, split where the frame number jumps."""
+        """Queue every frame of one batch, split where the frame number jumps.
+
+        Until the first frame is queued, frames stamped (``timestamp_ns``, the daemon's
+        clock) before the session started are not part of it: the first hop's batch may
+        hold the frames that waited in the ring before ``record.start``.
+        """
         self._file_s_before_hop = self.file_s
-        self.overrun_frames += int(overrun_frames)
+        if self.next_seq is None and timestamp_ns is not None:
+            first = int(np.searchsorted(np.asarray(timestamp_ns), self.start_ns))
+            index, emg_uv = index[first:], np.asarray(emg_uv)[first:]
+            railed, lead_off = railed[first:], lead_off[first:]
+            self.frames_before_start += first
+        else:
+            self.overrun_frames += int(overrun_frames)
         x = np.asarray(emg_uv, dtype=np.float64)
         finite = np.isfinite(x)
         if not finite.all():
@@ -253,6 +267,7 @@ class RecordingSession:
             "clipped_samples": w.writer.clipped_samples,
             "non_finite_samples": self.non_finite_samples,
             "index_resets": self.index_resets,
+            "frames_before_start": self.frames_before_start,
             "cues_done": max(0, self.cue_index + 1),
             "cues_total": len(self.cues),
         }
@@ -358,11 +373,20 @@ class RecordingService:
         emg_uv: npt.ArrayLike,
         railed: npt.NDArray[np.uint32],
         lead_off: npt.NDArray[np.uint32],
+        *,
         overrun_frames: int = 0,
+        timestamp_ns: npt.NDArray[np.int64] | None = None,
     ) -> None:
         """Hand one hop's batch to the session (loop thread); a no-op without one."""
         if self._session is not None:
-            self._session.feed(index, emg_uv, railed, lead_off, overrun_frames)
+            self._session.feed(
+                index,
+                emg_uv,
+                railed,
+                lead_off,
+                overrun_frames=overrun_frames,
+                timestamp_ns=timestamp_ns,
+            )
 
     def tick(self, now_ns: int) -> None:
         """Cues, the end of the schedule, a failed disk, a vanished client (every hop)."""

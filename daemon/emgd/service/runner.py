@@ -613,7 +613,12 @@ class Daemon:
             self._calibrate.on_frames(batch.emg_uv, batch.railed)
             if self._record is not None:
                 self._record.on_frames(
-                    batch.index, batch.emg_uv, batch.railed, batch.lead_off, batch.overrun_frames
+                    batch.index,
+                    batch.emg_uv,
+                    batch.railed,
+                    batch.lead_off,
+                    overrun_frames=batch.overrun_frames,
+                    timestamp_ns=batch.timestamp_ns,
                 )
         if (t_read - self._last_frame_ns) / NS_PER_S > self.config.safety.stale_after_s:
             faults.add("stale")
