@@ -111,3 +111,13 @@ def test_a_mapping_from_the_socket_is_checked_the_same_way() -> None:
         from_mapping({"x": 1}, "record.start protocol")
     with pytest.raises(ConfigError, match="expected a table"):
         from_mapping([1, 2], "record.start protocol")  # type: ignore[arg-type]
+
+
+def test_the_shipped_example_file_loads() -> None:
+    import emgd.recording
+
+    path = Path(emgd.recording.__file__).parent / "example_protocol.toml"
+    p = load_protocol(path)
+    assert p.name == "grades" and p.efforts == (0.3, 0.6, 1.0) and p.ramps == ((0.2, 0.8),)
+    # 5 s lead-in, then 3 reps x 4 gestures x (3 levels + 1 ramp) x (4 s hold + 3 s rest).
+    assert p.total_s == pytest.approx(5 + 3 * 4 * 4 * 7)

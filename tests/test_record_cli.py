@@ -158,3 +158,19 @@ def test_cue_words_and_an_empty_summary() -> None:
     assert cue_words(ramp) == "CHUCK 20 % → 80 %"
     table = summary_table({"summary": {"labels": ["rest"], "channels": []}})
     assert "rest µV" in table and "lost 0" in table
+
+
+def test_the_command_refuses_a_bad_protocol_in_one_line_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emgd.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("reps = 2\nholds = 3\n")
+    code = main(["record", "--protocol", str(bad), "--socket", str(tmp_path / "none.sock")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == ConfigError.exit_code and len(err) == 1
+    assert str(bad) in err[0] and "unknown key 'holds'" in err[0]
+    code = main(["record", "--efforts", "lots", "--socket", str(tmp_path / "none.sock")])
+    assert code == ConfigError.exit_code
+    assert "--efforts 'lots'" in capsys.readouterr().err
