@@ -230,8 +230,9 @@ def test_a_full_disk_fails_in_one_line_releases_and_the_file_so_far_reads(
 
     def make(path: Path, hdr: SessionHeader) -> BdfSessionWriter:
         writer = BdfSessionWriter(path, hdr, pwrite=pwrite)
-        # Room for the header and one whole second (4 ch x 1000 x 3 bytes + 600).
-        limit["bytes"] = os.path.getsize(path) + N_CH * FS_HZ * 3 + 600
+        # Room for the header and one whole second (4 ch x 1000 x 3 bytes + annotations).
+        record_bytes = (N_CH * FS_HZ + hdr.annotation_samples) * 3
+        limit["bytes"] = os.path.getsize(path) + record_bytes
         return writer
 
     host = Host(tmp_path, make_writer=make)

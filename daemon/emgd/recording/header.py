@@ -15,8 +15,18 @@ import datetime as dt
 
 from emgd import __version__
 from emgd.config import Config
-from emgd.data.bdf_writer import PhysicalRange, SessionHeader, default_labels
+from emgd.data.bdf_writer import (
+    ANNOTATION_SAMPLES_PER_RECORD,
+    PhysicalRange,
+    SessionHeader,
+    default_labels,
+)
 from emgd.recording.protocol import Protocol
+
+#: Annotation room per second of file, in 3-byte samples per frame per second: at 1 kHz,
+#: 3000 bytes, about 90 gap texts a second (a lossy acquisition's gaps then stay beside
+#: their data instead of spilling into padding seconds at the end); 1/8 of 8 channels.
+ANNOTATION_SAMPLES_PER_HZ = 1.0
 
 
 def device_header(config: Config, start: dt.datetime) -> SessionHeader:
@@ -55,6 +65,9 @@ def device_header(config: Config, start: dt.datetime) -> SessionHeader:
         ranges=ranges,
         start=start,
         config=settings,
+        annotation_samples=max(
+            ANNOTATION_SAMPLES_PER_RECORD, round(ANNOTATION_SAMPLES_PER_HZ * adc.sample_rate_hz)
+        ),
     )
 
 
