@@ -461,7 +461,7 @@ def test_kill_9_of_the_daemon_mid_recording_leaves_a_readable_file(tmp_path: Pat
 
     import mne
 
-    from emgd.client.status_client import StatusClient
+    from emgd.client.status_client import RemoteError, StatusClient
 
     sets = [a for o in daemon_overrides(tmp_path) for a in ("--set", o)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "daemon")}
@@ -489,6 +489,8 @@ def test_kill_9_of_the_daemon_mid_recording_leaves_a_readable_file(tmp_path: Pat
                     break
                 assert time.monotonic() < deadline, f"nothing written: {progress}"
                 time.sleep(0.05)
+            with pytest.raises(RemoteError, match=r"calibrate\.start: a recording is running"):
+                client.call("calibrate.start")
         children = _children(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(5.0)

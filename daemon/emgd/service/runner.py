@@ -421,7 +421,7 @@ class Daemon:
                 "pause": queued(self.pause, "hold"),
                 "resume": queued(self.resume, "running"),
                 "reload": self._handle_reload,
-                **(self._calibrate.handlers() if self._calibrate is not None else {}),
+                **self._calibrate_handlers(),
                 **(self._record.handlers() if self._record is not None else {}),
                 "servo.set_pulse": self._handle_set_pulse,
             },
@@ -436,6 +436,22 @@ class Daemon:
         self._server.start()
         self.socket_path = runtime_dir / SOCKET_NAME
         log.info("status socket %s", self.socket_path)
+
+    def _calibrate_handlers(self) -> dict[str, Callable[..., object]]:
+        """``calibrate.*``, with ``calibrate.start`` refused while a recording runs (both
+        hold the hand; a calibration's end would resume it under the recording)."""
+        if self._calibrate is None:
+            return {}
+        handlers: dict[str, Callable[..., object]] = dict(self._calibrate.handlers())
+        start = handlers["calibrate.start"]
+
+        def guarded_start(params: dict[str, Any], peer: object) -> object:
+            if self._record is not None and self._record.snapshot.get("active"):
+                raise CalibrationError("calibrate.start: a recording is running (emgd record)")
+            return start(params, peer)
+
+        handlers["calibrate.start"] = guarded_start
+        return handlers
 
     def _handle_set_pulse(self, params: dict[str, Any], peer: object) -> object:
         """``servo.set_pulse {"finger", "pulse_us"}`` (server thread): pause, then hold that
