@@ -489,6 +489,8 @@ def test_kill_9_of_the_daemon_mid_recording_leaves_a_readable_file(tmp_path: Pat
                     break
                 assert time.monotonic() < deadline, f"nothing written: {progress}"
                 time.sleep(0.05)
+            status: Any = client.call("status")
+            assert status["state"] == "hold"  # the hand holds while the recording runs
             with pytest.raises(RemoteError, match=r"calibrate\.start: a recording is running"):
                 client.call("calibrate.start")
         children = _children(proc.pid)
