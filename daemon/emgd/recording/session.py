@@ -390,6 +390,8 @@ class RecordingService:
 
     def tick(self, now_ns: int) -> None:
         """Cues, the end of the schedule, a failed disk, a vanished client (every hop)."""
+        if self._session is None and not self._closing:
+            return  # idle: nothing to do, and the snapshot stands
         s = self._session
         if s is not None:
             over = s.advance(now_ns)
