@@ -271,3 +271,34 @@ def test_sigkill_mid_session_leaves_whole_seconds_readable(tmp_path: Path) -> No
     mne_records = raw.n_times // RATE_HZ
     assert raw.n_times % RATE_HZ == 0 and mne_records in (n_records, n_records + 1)
     assert len([d for d in raw.annotations.description if d.startswith("cue")]) == mne_records
+
+
+def test_a_larger_annotation_signal_keeps_many_gaps_beside_their_data(tmp_path: Path) -> None:
+    import mne
+
+    x = _emg(3 * RATE_HZ, 2)
+    files = {}
+    for samples in (200, 2000):
+        path = tmp_path / f"a{samples}.bdf"
+        with BdfSessionWriter(path, _header(2, annotation_samples=samples), sync=False) as w:
+            seq = 0
+            for k in range(0, x.shape[0], 10):  # a 1-frame gap after every 10 frames
+                w.write_frames(x[k : k + 10], seq)
+                seq += 11
+        files[samples] = path
+    with pyedflib.EdfReader(str(files[200])) as reader:
+        small_records = reader.datarecords_in_file
+    with pyedflib.EdfReader(str(files[2000])) as reader:
+        assert reader.datarecords_in_file == 4  # 3 s and the one carrying "session end"
+        big_texts = reader.readAnnotations()[2]
+    assert small_records > 4  # 300 gaps do not fit 600 bytes a second: padding carries them
+    assert sum(t.startswith("gap frames=1 ") for t in big_texts) == x.shape[0] // 10 - 1
+    raw = mne.io.read_raw_bdf(files[2000], verbose="error")
+    assert raw.n_times == 4 * RATE_HZ
+    assert np.abs(raw.get_data()[0, : x.shape[0]] * 1e6 - x[:, 0]).max() <= ADS_RANGE.uv_per_digit
+
+
+def test_annotation_room_out_of_bounds_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="annotation_samples 10 must be"):
+        BdfSessionWriter(tmp_path / "x.bdf", _header(2, annotation_samples=10))
+    assert not (tmp_path / "x.bdf").exists()

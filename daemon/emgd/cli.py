@@ -6,6 +6,8 @@ Commands:
   the real PCA9685 path, with a live view (what ``make run`` starts until the daemon lands);
 - ``emgd calibrate [servos]``: the guided EMG calibration through the running daemon (rest,
   then each gesture), or the servo end points set interactively;
+- ``emgd record [--protocol FILE] [--gestures …] [--reps N] [--out PATH]``: a guided,
+  labelled BDF+ recording through the running daemon (:mod:`emgd.client.record_cli`);
 - ``emgd config check|show|default``: validate a config, print the effective values, print
   the commented default file;
 - ``emgd model info MODEL``: the spec, receptive fields, contract and card of a model file;
@@ -120,6 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F1,F2…",
         help="servos: fingers to set (default all five)",
     )
+
+    rec = sub.add_parser("record", help="guided, labelled BDF+ recording through the daemon")
+    config_options(rec)
+    rec.add_argument("--socket", type=Path, default=None, help="the daemon's status socket")
+    rec.add_argument("--protocol", type=Path, default=None, metavar="FILE", help="TOML protocol")
+    rec.add_argument("--gestures", default=None, metavar="G1,G2…", help="gestures to cue")
+    rec.add_argument("--reps", type=int, default=None, metavar="N", help="repetitions")
+    rec.add_argument("--hold-seconds", type=float, default=None, metavar="S", help="each hold")
+    rec.add_argument("--rest-seconds", type=float, default=None, metavar="S", help="each rest")
+    rec.add_argument("--efforts", default=None, metavar="E1,E2…", help="effort levels 0-1")
+    rec.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the .bdf file (written by the daemon, so a path it may write; default: its "
+        "state folder's recordings/emgd-<date>-<time>.bdf)",
+    )
+    rec.add_argument("--participant", default=None, help="wearer code for the file header")
+    rec.add_argument("--yes", action="store_true", help="no 'press Enter' prompt (scripts)")
 
     tr = sub.add_parser("train", help="train a per-user model (needs the train extra)")
     tr_data = tr.add_mutually_exclusive_group(required=True)
@@ -271,6 +293,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             return _status(args, out)
         if args.command == "calibrate":
             return _calibrate(args, out)
+        if args.command == "record":
+            return _record(args, out)
         if args.command == "train":
             return _train(args, out)
         if args.command == "monitor":
@@ -496,6 +520,44 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
             yes=args.yes,
             tty=out.isatty(),
             keepalive=lambda: heartbeat(lambda: StatusClient(path)),
+        )
+
+
+def _record(args: argparse.Namespace, out: TextIO) -> int:
+    from emgd.client.record_cli import build_protocol, record_main
+    from emgd.client.status_client import StatusClient
+    from emgd.clock import SystemClock
+
+    overrides: dict[str, object] = {}
+    if args.gestures is not None:
+        overrides["gestures"] = [g.strip() for g in args.gestures.split(",") if g.strip()]
+    if args.efforts is not None:
+        try:
+            overrides["efforts"] = [float(e) for e in args.efforts.split(",") if e.strip()]
+        except ValueError:
+            raise ConfigError(
+                f"--efforts {args.efforts!r}: expected numbers like 0.3,0.6"
+            ) from None
+    for key, value in (
+        ("reps", args.reps),
+        ("hold_s", args.hold_seconds),
+        ("rest_s", args.rest_seconds),
+    ):
+        if value is not None:
+            overrides[key] = value
+    protocol = build_protocol(args.protocol, overrides)
+    path = _daemon_socket(args)
+    out_path = None if args.out is None else str(args.out.expanduser().absolute())
+    with StatusClient(path) as client:
+        return record_main(
+            client,
+            SystemClock(),
+            out,
+            protocol,
+            path=out_path,
+            participant=args.participant,
+            tty=out.isatty(),
+            ask=None if args.yes else input,
         )
 
 

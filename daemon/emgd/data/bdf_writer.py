@@ -12,8 +12,9 @@ File layout (EDF+/BDF+ spec, edfplus.info)
   X``; recording field ``Startdate DD-MMM-YYYY <session> X emgd_<device>``; every header
   character is printable ASCII (spaces inside a subfield become ``_``).
 * One data record = **1 s**: ``rate_hz`` samples of each EMG channel, then the
-  ``BDF Annotations`` signal (:data:`ANNOTATION_SAMPLES_PER_RECORD` 3-byte samples = 600
-  bytes of TALs). Samples are 24-bit little-endian two's complement.
+  ``BDF Annotations`` signal (:attr:`SessionHeader.annotation_samples` 3-byte samples, by
+  default :data:`ANNOTATION_SAMPLES_PER_RECORD` = 600 bytes of TALs). Samples are 24-bit
+  little-endian two's complement.
 * EMG channels: label from the config, physical dimension ``uV``, transducer
   ``AgAgCl electrode``. ADS1299: digital −2²³ … 2²³−1, physical = code · 2·VREF/gain/2²⁴
   µV (the limits rounded to the header's 8 characters, so a stored step is within 1e-7
@@ -77,7 +78,9 @@ RECORD_DURATION_S = 1
 BDF_DIGITAL_MIN = -(1 << 23)
 BDF_DIGITAL_MAX = (1 << 23) - 1
 BYTES_PER_SAMPLE = 3
-ANNOTATION_SAMPLES_PER_RECORD = 200  # 600 bytes of TALs per second
+ANNOTATION_SAMPLES_PER_RECORD = 200  # 600 bytes of TALs per second (the default)
+MIN_ANNOTATION_SAMPLES = 100  # room for the session start text
+MAX_ANNOTATION_SAMPLES = 100_000
 ANNOTATION_LABEL = "BDF Annotations"
 RECORD_COUNT_OFFSET = 236  # byte offset of the "number of data records" header field
 PHYSICAL_UNIT = "uV"
@@ -191,6 +194,10 @@ class SessionHeader:
     config:
         ``key=value`` pairs describing the device and protocol (gain, vref, protocol name …),
         written in full into the ``session start`` annotation.
+    annotation_samples:
+        Size of each record's ``BDF Annotations`` signal in 3-byte samples (room for about
+        ``3·n/30`` gap or cue texts per second; annotations beyond it spill into the next
+        records, and at close into padding seconds).
     """
 
     channel_labels: tuple[str, ...]
@@ -201,6 +208,7 @@ class SessionHeader:
     participant: str = "X"
     session: str = "X"
     config: Mapping[str, object] = field(default_factory=dict)
+    annotation_samples: int = ANNOTATION_SAMPLES_PER_RECORD
 
     def channel_ranges(self) -> tuple[PhysicalRange, ...]:
         """One range per channel."""
@@ -251,6 +259,11 @@ def build_header(header: SessionHeader, where: str) -> bytes:
     ranges = header.channel_ranges()
     if len(ranges) != len(labels):
         raise ConfigError(f"{where}: {len(ranges)} physical ranges for {len(labels)} channels")
+    if not MIN_ANNOTATION_SAMPLES <= header.annotation_samples <= MAX_ANNOTATION_SAMPLES:
+        raise ConfigError(
+            f"{where}: annotation_samples {header.annotation_samples!r} must be "
+            f"{MIN_ANNOTATION_SAMPLES}-{MAX_ANNOTATION_SAMPLES}"
+        )
     if len(set(labels)) != len(labels):
         raise ConfigError(f"{where}: channel labels repeat: {labels}")
     start = header.start
@@ -291,7 +304,7 @@ def build_header(header: SessionHeader, where: str) -> bytes:
         out += _ascii_field("None", 80, "prefiltering")
     for _ in labels:
         out += _ascii_field(str(int(fs) * RECORD_DURATION_S), 8, "samples per record")
-    out += _ascii_field(str(ANNOTATION_SAMPLES_PER_RECORD), 8, "samples per record")
+    out += _ascii_field(str(header.annotation_samples), 8, "samples per record")
     for _ in all_labels:
         out += b" " * 32
     return bytes(out)
@@ -348,7 +361,7 @@ class BdfSessionWriter:
         header_bytes = build_header(header, str(self.path))
         self._n_channels = len(header.channel_labels)
         self._samples_per_record = int(header.sample_rate_hz) * RECORD_DURATION_S
-        self._annotation_bytes = ANNOTATION_SAMPLES_PER_RECORD * BYTES_PER_SAMPLE
+        self._annotation_bytes = header.annotation_samples * BYTES_PER_SAMPLE
         self._header_size = len(header_bytes)
         self._record_size = (
             self._n_channels * self._samples_per_record * BYTES_PER_SAMPLE + self._annotation_bytes

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import grp
 import logging
 import os
@@ -50,6 +51,7 @@ from emgd.service.systemd import Notifier
 
 if TYPE_CHECKING:
     from emgd.calibration.session import CalibrationService
+    from emgd.recording.session import RecordingService
     from emgd.service.shm_ring import RingBatch
 
 log = logging.getLogger("emgd.runner")
@@ -253,6 +255,7 @@ class Daemon:
         self.socket_path = Path()
         self._server: Any = None
         self._calibrate: CalibrationService | None = None
+        self._record: RecordingService | None = None
         # Pulses set by `servo.set_pulse` (finger index → µs), written instead of the angle
         # while paused; cleared on resume.
         self._servo_pulse_us: dict[int, float] = {}
@@ -311,6 +314,7 @@ class Daemon:
             release=self.resume,
             apply=self._apply_calibration,
         )
+        self._record = self._recording_service(contract)
         self._last_frame_ns = self.clock.monotonic_ns()
         self.started_ns = self.clock.monotonic_ns()
         self.state = "running"
@@ -342,6 +346,27 @@ class Daemon:
         except BaseException:
             self.shutdown()
             raise
+
+    def _recording_service(self, contract: Any) -> RecordingService:
+        """``emgd record``: raw frames to a BDF+ file in ``<state dir>/recordings``."""
+        from emgd.recording.header import device_header
+        from emgd.recording.session import RECORDINGS_DIR, RecordingService
+
+        def busy() -> str | None:
+            calibrating = self._calibrate is not None and self._calibrate.active
+            return "a calibration session is running" if calibrating else None
+
+        return RecordingService(
+            contract.filter_spec,
+            device_header(self.config, datetime.datetime.now()),
+            self.state_dir / RECORDINGS_DIR,
+            self.clock,
+            submit=self.submit,
+            hold=self.pause,
+            release=self.resume,
+            on_cue=None,  # the seam for a simulated wearer that follows the cues
+            busy=busy,
+        )
 
     def _build_pipeline(self, contract: Any) -> None:
         from emgd.pipeline import InferencePipeline
@@ -398,10 +423,13 @@ class Daemon:
                 "pause": queued(self.pause, "hold"),
                 "resume": queued(self.resume, "running"),
                 "reload": self._handle_reload,
-                **(self._calibrate.handlers() if self._calibrate is not None else {}),
+                **self._calibrate_handlers(),
+                **(self._record.handlers() if self._record is not None else {}),
                 "servo.set_pulse": self._handle_set_pulse,
             },
-            privileged=frozenset({"pause", "resume", "reload", "calibrate.*", "servo.*"}),
+            privileged=frozenset(
+                {"pause", "resume", "reload", "calibrate.*", "record.*", "servo.*"}
+            ),
             allowed_gid=gid,
             max_clients=self.config.status.max_clients,
             limits=status_limits(self.config.status),
@@ -410,6 +438,22 @@ class Daemon:
         self._server.start()
         self.socket_path = runtime_dir / SOCKET_NAME
         log.info("status socket %s", self.socket_path)
+
+    def _calibrate_handlers(self) -> dict[str, Callable[..., object]]:
+        """``calibrate.*``, with ``calibrate.start`` refused while a recording runs (both
+        hold the hand; a calibration's end would resume it under the recording)."""
+        if self._calibrate is None:
+            return {}
+        handlers: dict[str, Callable[..., object]] = dict(self._calibrate.handlers())
+        start = handlers["calibrate.start"]
+
+        def guarded_start(params: dict[str, Any], peer: object) -> object:
+            if self._record is not None and self._record.snapshot.get("active"):
+                raise CalibrationError("calibrate.start: a recording is running (emgd record)")
+            return start(params, peer)
+
+        handlers["calibrate.start"] = guarded_start
+        return handlers
 
     def _handle_set_pulse(self, params: dict[str, Any], peer: object) -> object:
         """``servo.set_pulse {"finger", "pulse_us"}`` (server thread): pause, then hold that
@@ -604,6 +648,15 @@ class Daemon:
             if not np.all(np.isnan(batch.intent_deg[-1])):
                 self._intent_deg = batch.intent_deg[-1].astype(np.float64)
             self._calibrate.on_frames(batch.emg_uv, batch.railed)
+            if self._record is not None:
+                self._record.on_frames(
+                    batch.index,
+                    batch.emg_uv,
+                    batch.railed,
+                    batch.lead_off,
+                    overrun_frames=batch.overrun_frames,
+                    timestamp_ns=batch.timestamp_ns,
+                )
         return batch
 
     def _check_faults(self, rec: HopRecord) -> None:
@@ -615,6 +668,8 @@ class Daemon:
         if not self._acq.alive():
             rec.faults.add("acquisition")
         self._calibrate.tick(rec.t_read)
+        if self._record is not None:
+            self._record.tick(rec.t_read)
         if self._i2c_failed:
             rec.faults.add("i2c")
 
@@ -925,6 +980,8 @@ class Daemon:
         self._servo_pulse_us.clear()
         if self._calibrate is not None and self._calibrate.active:
             self._calibrate.end("ended by a 'resume' request")
+        if self._record is not None and self._record.active:
+            self._record.end("ended by a 'resume' request")
         self._safety.resume()
 
     def shutdown(self) -> None:
@@ -933,6 +990,8 @@ class Daemon:
         The PCA9685 keeps the last pulses after the process exits, so the hand stays there.
         """
         self.notifier.stopping()
+        if self._record is not None:
+            self._record.shutdown()  # the recording's file closed, whole
         if self._server is not None:
             self._server.stop()
             self._server = None

@@ -1,0 +1,1 @@
+"""Guided, labelled recording sessions (``emgd record``): the protocol and the daemon side."""
