@@ -114,6 +114,7 @@ class SyntheticEmgSpec:
     full_effort_rms_uv: float = DEFAULT_FULL_EFFORT_RMS_UV
     units_per_muscle: tuple[int, int] = DEFAULT_UNITS_PER_MUSCLE
     co_contraction: float = DEFAULT_CO_CONTRACTION
+    donning: int = 0
 
     def build(self) -> SyntheticEmg:
         """A fresh in-process generator with these parameters (at stream time 0)."""
@@ -130,6 +131,7 @@ class SyntheticEmgSpec:
             full_effort_rms_uv=self.full_effort_rms_uv,
             units_per_muscle=self.units_per_muscle,
             co_contraction=self.co_contraction,
+            donning=self.donning,
         )
 
 

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from emgd.errors import ConfigError
 from emgd.poses import N_FINGERS
+from emgd.sim.anatomy import VOLUME_CONDUCTION_MM, Anatomy, draw_anatomy
 from emgd.sim.motor_units import (
     DEFAULT_CO_CONTRACTION,
     DEFAULT_UNITS_PER_MUSCLE,
@@ -48,8 +49,8 @@ DEFAULT_FULL_EFFORT_RMS_UV = 150.0
 MAX_SAMPLE_RATE_HZ = 1_000_000.0
 
 # --- forearm geometry (cross-section; angle 0 = dorsal midline, 90 = radial, 180 = volar) ---
-FOREARM_RADIUS_MM = 40.0
-# (angle_deg, depth_mm) of each muscle's centre, in MUSCLE_NAMES order.
+# Nominal (angle_deg, depth_mm below the skin) of each muscle's centre, in MUSCLE_NAMES order;
+# each wearer's arm moves them, and its size, fat and band come from emgd.sim.anatomy.
 MUSCLE_POSITION: tuple[tuple[float, float], ...] = (
     (140.0, 17.0),  # flexor thumb (flexor pollicis longus, deep)
     (165.0, 10.0),  # flexor index (FDS/FDP index slips)
@@ -62,11 +63,7 @@ MUSCLE_POSITION: tuple[tuple[float, float], ...] = (
     (-20.0, 8.0),  # extensor ring (EDC)
     (-45.0, 10.0),  # extensor little (EDM)
 )
-MUSCLE_ANGLE_JITTER_DEG = 8.0
-MUSCLE_DEPTH_JITTER_MM = 2.0
 UNIT_TERRITORY_RADIUS_MM = 5.0
-ELECTRODE_DEPTH_MM = 0.0
-VOLUME_CONDUCTION_MM = 14.0  # weight = 1 / (1 + (distance / this)^2)
 MUAP_WIDENING_PER_MM = 0.02  # σ grows by this fraction per mm from the fibres
 
 # --- MUAP basis: Hermite-Rodriguez functions of log-spaced widths ------------------------
@@ -168,7 +165,8 @@ class SyntheticEmg:
     n_channels:
         Number of bipolar electrodes, evenly spaced around the forearm.
     seed:
-        Seed of everything random (geometry, units, spikes, noise, artefacts).
+        Seed of everything random: the wearer's anatomy (:func:`emgd.sim.anatomy.draw_anatomy`),
+        units, spikes, noise, artefacts.
     mains_hz:
         Mains frequency (50 or 60); 0 disables the hum.
     mains_uv:
@@ -189,6 +187,8 @@ class SyntheticEmg:
         Range of motor-unit pool sizes.
     co_contraction:
         Antagonist co-activation fraction (see :func:`emgd.sim.motor_units.angles_to_drives`).
+    donning:
+        Which putting-on of the electrode band by this wearer (0 = the usual placement).
     """
 
     def __init__(
@@ -206,6 +206,7 @@ class SyntheticEmg:
         full_effort_rms_uv: float = DEFAULT_FULL_EFFORT_RMS_UV,
         units_per_muscle: tuple[int, int] = DEFAULT_UNITS_PER_MUSCLE,
         co_contraction: float = DEFAULT_CO_CONTRACTION,
+        donning: int = 0,
     ) -> None:
         if not (isinstance(n_channels, int) and 1 <= n_channels <= MAX_CHANNELS):
             raise ConfigError(
@@ -233,6 +234,7 @@ class SyntheticEmg:
         self._noise_rms_uv = noise_rms_uv
         self._artefact_rate_hz = artefact_rate_hz
         self._artefact_uv = artefact_uv
+        self._anatomy = draw_anatomy(seed, n_channels, N_MUSCLES, donning=donning)
 
         geo_rng = np.random.default_rng([seed, _SEED_GEOMETRY])
         self._units: UnitTable = build_unit_table(geo_rng, units_per_muscle=units_per_muscle)
@@ -291,15 +293,13 @@ class SyntheticEmg:
         """
         units = self._units
         n_ch = self._n_channels
+        arm = self._anatomy
         pos = np.asarray(MUSCLE_POSITION)
-        m_angle = np.radians(pos[:, 0] + MUSCLE_ANGLE_JITTER_DEG * rng.standard_normal(N_MUSCLES))
-        m_radius = FOREARM_RADIUS_MM - (
-            pos[:, 1] + MUSCLE_DEPTH_JITTER_MM * rng.standard_normal(N_MUSCLES)
-        )
+        m_angle = np.radians(pos[:, 0] + arm.muscle_angle_offset_deg)
+        m_radius = arm.forearm_radius_mm - arm.muscle_depth_mm(pos[:, 1])
         m_xy = np.stack([m_radius * np.cos(m_angle), m_radius * np.sin(m_angle)], axis=1)
-        rotation = rng.uniform(-0.5, 0.5) * 2.0 * math.pi / n_ch  # how the band was put on
-        e_angle = rotation + 2.0 * math.pi * np.arange(n_ch) / n_ch
-        e_radius = FOREARM_RADIUS_MM - ELECTRODE_DEPTH_MM
+        e_angle = np.radians(arm.electrode_angle_deg)
+        e_radius = arm.forearm_radius_mm  # electrodes on the skin
         e_xy = np.stack([e_radius * np.cos(e_angle), e_radius * np.sin(e_angle)], axis=1)
 
         def weight(dist_mm: FloatArray) -> FloatArray:
@@ -324,7 +324,7 @@ class SyntheticEmg:
         lower = np.minimum(np.floor(x).astype(np.int64), n_w - 2)
         frac = x - lower
         # Each unit/electrode pair uses 4 basis functions: 2 shapes x the 2 nearest widths.
-        size = units.amplitude[:, None] * w_uc
+        size = (units.amplitude * arm.muscle_size[units.muscle])[:, None] * w_uc
         slots_j: list[npt.NDArray[np.int64]] = []
         slots_w: list[FloatArray] = []
         for s, coef in enumerate((np.cos(shape_angle), np.sin(shape_angle))):
@@ -344,8 +344,10 @@ class SyntheticEmg:
         energy = np.einsum("ujc,jk,ukc->uc", amp, gram, amp)  # (U, C), µV²·s per unit
         variance = np.zeros((N_MUSCLES, n_ch))
         np.add.at(variance, units.muscle, units.peak_rate_hz[:, None] * energy)
-        scale = full_effort_rms_uv / math.sqrt(float(variance.max()))
-        return mixing, basis_j, basis_w * scale
+        # Under the reference fat layer this arm's loudest muscle reaches full_effort_rms_uv on
+        # its nearest electrode; more fat weakens them all, and each contact scales its channel.
+        scale = full_effort_rms_uv * arm.fat_gain / math.sqrt(float(variance.max()))
+        return mixing, basis_j, basis_w * (scale * arm.skin_gain)[None, None, :]
 
     # --- properties -------------------------------------------------------------------------
 
@@ -368,6 +370,11 @@ class SyntheticEmg:
     def units(self) -> UnitTable:
         """The motor units of every muscle."""
         return self._units
+
+    @property
+    def anatomy(self) -> Anatomy:
+        """This wearer's forearm and electrode placement."""
+        return self._anatomy
 
     @property
     def muscle_names(self) -> tuple[str, ...]:
@@ -474,7 +481,8 @@ class SyntheticEmg:
 
         block = self._render_muaps(t_s, kernels, half, span_s)
         if self._noise_rms_uv > 0.0:
-            block += self._noise_rms_uv * self._noise_rng.standard_normal((n, n_ch))
+            noise = self._noise_rng.standard_normal((n, n_ch))
+            block += (self._noise_rms_uv * self._anatomy.noise_scale)[None, :] * noise
         if self._mains_hz > 0.0 and self._mains_uv > 0.0:
             block += self._render_mains(t_s, fs)
         if self._artefact_rate_hz > 0.0 and self._artefact_uv > 0.0:
