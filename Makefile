@@ -53,4 +53,4 @@ install:
 ## Reproduce the shipped default model (synthetic wearer, 1 kHz x 8 channels): ~15 minutes.
 model: $(STAMP)
 	$(BIN)/emgd train --dataset synthetic --participant seed0 --synthetic-recordings 12 \
-		--seed 0 --out models/default.onnx
+		--seed 0 --minutes 45 --out models/default.onnx
