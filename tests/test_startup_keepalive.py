@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from emgd.calibration.store import StoredCalibration
 from emgd.clock import NS_PER_S, FakeClock
+from emgd.config import load_config
 from emgd.service.startup_keepalive import StartupKeepalive
 from emgd.service.systemd import Notifier
 
@@ -81,3 +87,62 @@ def test_without_a_watchdog_nothing_is_sent() -> None:
     with StartupKeepalive(notifier, clock) as keepalive:
         clock.advance_s(5.0)
     assert notifier.sent == [] and keepalive.last_ping_ns == 0
+
+
+def test_the_daemon_pings_from_ready_to_its_first_hops(tmp_path: Path) -> None:
+    """A real start on the simulated board with a 2 s watchdog: datagrams timed on arrival."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from emgd.dsp.filters import FilterSpec
+    from emgd.model.contract import PreprocessContract
+    from emgd.model.export import export_onnx
+    from emgd.model.network import EmgNet
+    from emgd.model.spec import ModelSpec
+    from emgd.service.runner import Daemon
+
+    spec = ModelSpec(sample_rate_hz=1000.0, n_channels=8, common_length=5, mlp=(16, 8))
+    contract = PreprocessContract.for_spec(spec, FilterSpec(mains_hz=50.0))
+    cal = StoredCalibration(offset=(0.0,) * 8, scale=(20.0,) * 8, sample_rate_hz=1000.0)
+    model = tmp_path / "small.onnx"
+    export_onnx(EmgNet(spec, seed=0), spec, contract, {"calibration": cal.to_dict()}, model)
+    config = load_config(
+        env={},
+        overrides=[
+            f"model.path={str(model)!r}",
+            f"daemon.runtime_dir={str(tmp_path / 'run')!r}",
+            f"daemon.state_dir={str(tmp_path / 'state')!r}",
+            "daemon.realtime_priority=0",
+            "daemon.loop_priority=0",
+            "daemon.lock_memory=false",
+        ],
+    )
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.05)
+    got: list[tuple[bytes, int]] = []
+    done = threading.Event()
+
+    def receive() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                got.append((sock.recv(4096), time.monotonic_ns()))
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    daemon = Daemon(config, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"})
+    try:
+        daemon.start()
+        daemon.run(lambda: False, duration_s=2.5)
+    finally:
+        daemon.shutdown()
+        done.set()
+        receiver.join()
+        sock.close()
+    ready = next(i for i, (data, _) in enumerate(got) if data.startswith(b"READY=1"))
+    pings = [t for data, t in got[ready:] if data == b"WATCHDOG=1"]
+    gaps_s = [(b - a) / NS_PER_S for a, b in itertools.pairwise([got[ready][1], *pings])]
+    print(f"\nREADY → first ping {gaps_s[0] * 1e3:.1f} ms; largest gap {max(gaps_s):.2f} s")
+    assert len(pings) >= 3  # at READY, after the filter design, then the loop's own
+    assert gaps_s[0] < 0.5  # at once, not after the filter design
+    assert max(gaps_s) < 1.5  # half the 2 s watchdog, with room for a loaded machine
