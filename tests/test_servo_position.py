@@ -134,7 +134,7 @@ class Written:
             if data and 0x06 <= data[0] <= 0x45 and len(data) > 1:
                 self.counts.append([self.pca.counts(c.channel) for c in self.cals])
 
-        self.pca.write = write  # type: ignore[method-assign]
+        self.pca.write = write
 
     def angles(self) -> np.ndarray:
         return np.array(
@@ -241,7 +241,9 @@ def test_resume_from_a_held_end_point_is_slew_limited(model_path: Path, tmp_path
         hold(daemon, "index", 2499.0)
         daemon.submit(daemon.resume)
         daemon.run(lambda: False, duration_s=1.5)
-        assert not daemon._servo_pulse_us and not daemon._safety.paused
+        assert (
+            not daemon._servo_pulse_us and daemon._safety is not None and not daemon._safety.paused
+        )
     finally:
         daemon.shutdown()
     a = check_from_the_hold(written, 179.9, MAX_RATE_DEG_S * 0.1)
