@@ -346,3 +346,19 @@ def test_board_gone_from_the_bus_is_an_io_error_with_enxio() -> None:
     with pytest.raises(HardwareIOError) as info:
         board.write_angles([0.0] * 5)
     assert "ENXIO" in str(info.value)
+
+
+def test_raw_counts_are_what_the_board_remembers_it_holds() -> None:
+    bus, chip = make_rig()
+    board = ServoBoard(bus, PLAIN)
+    board.write_angles([90.0] * 5)
+    # A raw pulse (servo end-point calibration) on the index: 2499 µs → 512 counts.
+    board.write_counts([307, 512, 307, 307, 307])
+    assert board.last_counts == (307, 512, 307, 307, 307)
+    assert chip.counts(1) == 512
+    board.release()
+    assert board.hold() == (307, 512, 307, 307, 307)  # re-energised at the raw pulse
+    bus.inject_nack(1)
+    with pytest.raises(HardwareIOError):
+        board.write_counts([102] * 5)
+    assert board.last_counts == (307, 512, 307, 307, 307)  # a failed write changed nothing

@@ -188,3 +188,42 @@ def test_hold_at_moves_the_start_of_the_next_slew() -> None:
     assert out.commanded_deg[1] == pytest.approx(168.0)
     with pytest.raises(ValueError, match="finite"):
         g.hold_at([math.nan] * 5)
+
+
+@pytest.mark.parametrize("mode", ["running", "paused", "fault"])
+def test_a_finger_held_beyond_its_limits_walks_back_at_the_rate(mode: str) -> None:
+    # Index limited to 20..150°, held by a raw pulse at 180° and the thumb at 0°.
+    g = gate(
+        smoothing=False,
+        max_rate_deg_s=100.0,
+        safe_pose_rate_deg_s=50.0,
+        fault_hold_s=0.0,
+        min_angle_deg=(10.0, 20.0, 0.0, 0.0, 0.0),
+        max_angle_deg=(180.0, 150.0, 180.0, 180.0, 180.0),
+    )
+    g.hold_at([0.0, 180.0, 30.0, 30.0, 30.0], clamp=False)
+    np.testing.assert_allclose(g.commanded_deg, [0.0, 180.0, 30.0, 30.0, 30.0])
+    if mode == "paused":
+        g.pause()
+    faults = {"stale"} if mode == "fault" else set()
+    proposal = [170.0, 170.0, 30.0, 30.0, 30.0]  # the index outward, the thumb inward
+    per_hop = {"running": 2.0, "paused": 0.0, "fault": 1.0}[mode]
+    prev = g.commanded_deg
+    t = T0
+    for _ in range(40):
+        out = g.step(t, proposal, faults)
+        cmd = out.commanded_deg
+        assert np.all(np.abs(cmd - prev) <= per_hop + 1e-9)
+        # Never further out than where it was held; once inside, inside for good.
+        assert 0.0 <= cmd[0] <= 180.0 and 20.0 <= cmd[1] <= 180.0
+        assert cmd[1] <= prev[1] + 1e-9 or cmd[1] <= 150.0
+        prev = cmd
+        t += HOP_NS
+    if mode == "paused":
+        np.testing.assert_allclose(prev[:2], [0.0, 180.0])  # HOLD keeps the held pose
+    elif mode == "running":
+        assert prev[1] == pytest.approx(150.0) and prev[0] == pytest.approx(80.0)
+    else:  # walking to the safe pose (30°) at 1° per hop
+        assert prev[1] == pytest.approx(140.0) and prev[0] == pytest.approx(30.0)
+    g.hold_at([0.0, 180.0, 30.0, 30.0, 30.0])  # clamped by default
+    np.testing.assert_allclose(g.commanded_deg[:2], [10.0, 150.0])

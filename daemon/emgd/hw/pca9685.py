@@ -212,7 +212,8 @@ class ServoBoard:
 
     @property
     def last_counts(self) -> tuple[int, ...] | None:
-        """OFF counts of the last :meth:`write_angles` (None before the first)."""
+        """OFF counts last written by :meth:`write_angles` or :meth:`write_counts` (None
+        before the first): the pulses the servos hold now."""
         return self._last_counts
 
     # output --------------------------------------------------------------------------
@@ -312,6 +313,7 @@ class ServoBoard:
         """Write raw 12-bit OFF counts, one per servo in finger order (servo end-point
         calibration; normal output goes through :meth:`write_angles`)."""
         self._write_off_values(counts)
+        self._last_counts = tuple(int(c) for c in counts)
 
     # internals -----------------------------------------------------------------------
     def _write_off_values(self, off_values: Sequence[int]) -> None:

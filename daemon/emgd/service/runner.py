@@ -37,16 +37,16 @@ from emgd.errors import CalibrationError, EmgdError, HardwareIOError, InvalidPar
 from emgd.hw.servo_math import (
     MAX_SERVO_PULSE_US,
     MIN_SERVO_PULSE_US,
-    pulse_us_to_angle_deg,
     pulse_us_to_counts,
 )
 from emgd.poses import pose_angles_deg
-from emgd.service import hop_timing
+from emgd.service import hop_timing, servo_position
 from emgd.service.acquisition import AcquisitionProcess, RealtimeRequest
 from emgd.service.board import ServoSide, open_servo_side
 from emgd.service.hop_record import HopRecord
 from emgd.service.latency import LatencyRecorder
 from emgd.service.safety import SafetyGate, SafetySettings, SafetyState
+from emgd.service.startup_keepalive import StartupKeepalive
 from emgd.service.systemd import Notifier
 
 if TYPE_CHECKING:
@@ -342,7 +342,10 @@ class Daemon:
         # frames wait in the ring (RING_SECONDS). The bench reports both times.
         self._ready_ns = self.clock.monotonic_ns()
         try:
-            self._build_pipeline(contract)
+            # systemd arms the watchdog at READY: ping from a thread while scipy imports.
+            with StartupKeepalive(self.notifier, self.clock) as keepalive:
+                self._build_pipeline(contract)
+            self._last_watchdog_ns = keepalive.last_ping_ns
         except BaseException:
             self.shutdown()
             raise
@@ -481,26 +484,27 @@ class Daemon:
     def _set_servo_pulse(self, finger_index: int, pulse_us: float | None) -> None:
         assert self._safety is not None
         if pulse_us is None:
-            held_us = self._servo_pulse_us.pop(finger_index, None)
-            if held_us is not None and self._servo is not None:
-                # Continue from where that finger really is, so handing it back to the
-                # commanded angle is slew-limited rather than a jump.
-                cal = self._servo.servos.servos[finger_index]
-                angles = self._safety.commanded_deg
-                angles[finger_index] = pulse_us_to_angle_deg(held_us, cal)
-                self._safety.hold_at(angles)
+            # Continue from where that finger really is, so handing it back to the
+            # commanded angle is slew-limited rather than a jump.
+            self._hold_gate_at_servos()
+            self._servo_pulse_us.pop(finger_index, None)
             return
         self._safety.pause()
         self._servo_pulse_us[finger_index] = pulse_us
+
+    def _hold_gate_at_servos(self) -> None:
+        """Make the pulses on the servos (the board's last write, held pulses included) the
+        gate's command, unclamped: whatever comes next moves from there, slew-limited."""
+        assert self._safety is not None
+        if self._servo is not None:
+            where = servo_position.position_deg(self._servo.servos, self._safety.commanded_deg)
+            self._safety.hold_at(where, clamp=False)
 
     def _write_servos(self, commanded_deg: np.ndarray) -> None:
         """The commanded angles, except fingers held at a pulse by ``servo.set_pulse``."""
         assert self._servo is not None
         servos = self._servo.servos
-        if not self._servo_pulse_us:
-            servos.write_angles(commanded_deg.tolist())
-            return
-        counts = list(servos.angles_to_counts(commanded_deg.tolist()))
+        counts = list(servo_position.counts_for_angles(servos, commanded_deg))
         for index, pulse_us in self._servo_pulse_us.items():
             counts[index] = pulse_us_to_counts(pulse_us, servos.frequency_hz)
         servos.write_counts(counts)
@@ -606,6 +610,8 @@ class Daemon:
         rec = HopRecord(cpu_start_ns=time.thread_time_ns())
         while self._commands:
             self._commands.popleft()()
+        if self._servo_pulse_us:
+            self._hold_gate_at_servos()  # held fingers: the gate starts each hop from them
         batch = self._read_frames(rec)
         self._check_faults(rec)
         if batch.n_frames:
@@ -948,6 +954,7 @@ class Daemon:
         commanded pose until the new pipeline's first window is full."""
         model, calibration, pipeline = prepared
         self._model, self._calibration, self._pipeline = model, calibration, pipeline
+        self._hold_gate_at_servos()
         self._model_deg = np.full(5, np.nan)
         log.info("reloaded: model %s, calibration %s", model.identity, calibration.identity())
         self._publish_status()
@@ -977,6 +984,7 @@ class Daemon:
     def resume(self) -> None:
         """Leave HOLD: fingers held by ``servo.set_pulse`` and a calibration session end."""
         assert self._safety is not None
+        self._hold_gate_at_servos()  # held pulses: come back from them, slew-limited
         self._servo_pulse_us.clear()
         if self._calibrate is not None and self._calibrate.active:
             self._calibrate.end("ended by a 'resume' request")
@@ -984,8 +992,23 @@ class Daemon:
             self._record.end("ended by a 'resume' request")
         self._safety.resume()
 
+    def _log_final_pulses(self) -> None:
+        """The journal's last word on the hand: the pulses read back from the board."""
+        assert self._servo is not None
+        board = self._servo.servos
+        try:
+            counts, how = board.read_counts(), "read back"
+        except HardwareIOError as exc:
+            if board.last_counts is None:
+                log.error("stopped; servo pulses unknown (read-back failed: %s)", exc)
+                return
+            counts, how = board.last_counts, f"last written; read-back failed: {exc}"
+        log.info("stopped with the hand at %s (%s)", servo_position.describe(board, counts), how)
+
     def shutdown(self) -> None:
-        """Walk the hand to the configured safe pose at the safe-pose speed, then stop.
+        """Walk the hand from the pulses on its servos (held ones included) to the
+        configured safe pose at the safe-pose speed, then stop; the journal's last servo
+        line gives the pulses read back from the board.
 
         The PCA9685 keeps the last pulses after the process exits, so the hand stays there.
         """
@@ -999,23 +1022,28 @@ class Daemon:
             settings = safety_settings(self.config, self._servo)
             lo, hi = np.array(settings.min_angle_deg), np.array(settings.max_angle_deg)
             target = np.clip(np.array(settings.safe_pose_deg), lo, hi)
-            current = self._safety.commanded_deg
-            step_deg = settings.safe_pose_rate_deg_s * self._hop_ns / NS_PER_S
+            servo = self._servo
             next_ns = self.clock.monotonic_ns()
-            for _ in range(SHUTDOWN_MAX_HOPS):
-                if np.allclose(current, target, atol=1e-6):
-                    break
-                current = np.clip(current + np.clip(target - current, -step_deg, step_deg), lo, hi)
-                try:
-                    self._servo.servos.write_angles(current.tolist())
-                except HardwareIOError as exc:
-                    log.error("servo write failed during shutdown: %s", exc)
-                    break
+
+            def next_frame() -> None:
+                nonlocal next_ns
                 next_ns += self._hop_ns
                 self.clock.sleep_until_ns(next_ns)
-                if self._servo.hand is not None:
-                    self._servo.hand.update()
-            log.info("stopped with the hand at %s", ", ".join(f"{a:.0f}°" for a in current))
+                if servo.hand is not None:
+                    servo.hand.update()
+
+            try:
+                servo_position.walk_to(
+                    servo.servos,
+                    target,
+                    max_step_deg=settings.safe_pose_rate_deg_s * self._hop_ns / NS_PER_S,
+                    max_steps=SHUTDOWN_MAX_HOPS,
+                    after_write=next_frame,
+                    fallback_deg=self._safety.commanded_deg,
+                )
+            except HardwareIOError as exc:
+                log.error("servo write failed during shutdown: %s", exc)
+            self._log_final_pulses()
         if self._acq is not None:
             self._acq.stop()
             self._acq = None

@@ -12,8 +12,10 @@ returns the angles to command:
   ``fault_hold_s`` moves the hand to the safe pose at ``safe_pose_rate_deg_s``.
 
 Whatever comes in, every output is finite, inside the limits, and differs from the previous
-command by at most ``max_rate_deg_s × dt``. Values in, values out: time is passed in, and
-this module talks to no hardware.
+command by at most ``max_rate_deg_s × dt``; the one exception is a finger that
+:meth:`SafetyGate.hold_at` with ``clamp=False`` placed beyond its limits (a servo held there
+by a raw pulse): it walks back inside at the same rate and never moves further out. Values
+in, values out: time is passed in, and this module talks to no hardware.
 """
 
 from __future__ import annotations
@@ -192,15 +194,19 @@ class SafetyGate:
         self._paused = False
         self._smoother.reset(self._commanded)
 
-    def hold_at(self, angles_deg: Sequence[float] | FloatArray) -> None:
-        """Take ``angles_deg`` (clamped) as the current command: used when something other
-        than the gate moved the servos (end-point calibration), so the next move starts
-        from where the hand really is and stays slew-limited."""
+    def hold_at(self, angles_deg: Sequence[float] | FloatArray, *, clamp: bool = True) -> None:
+        """Take ``angles_deg`` as the current command: used when something other than the
+        gate moved the servos (end-point calibration, a held pulse), so the next move
+        starts from where the hand really is and stays slew-limited.
+
+        With ``clamp=False`` an angle beyond a finger's limits is kept as it is: the next
+        commands bring it inside at the hop's rate instead of in one jump to the limit.
+        """
         angles = np.asarray(angles_deg, dtype=np.float64)
         if angles.shape != (N_FINGERS,) or not np.all(np.isfinite(angles)):
             raise ValueError(f"hold_at needs {N_FINGERS} finite angles, got {angles!r}")
-        self._commanded = np.clip(angles, self._lo, self._hi)
-        self._smoother.reset(self._commanded)
+        self._commanded = np.clip(angles, self._lo, self._hi) if clamp else angles.copy()
+        self._smoother.reset(np.clip(self._commanded, self._lo, self._hi))
 
     def step(
         self,
@@ -222,6 +228,7 @@ class SafetyGate:
         dt_s = DEFAULT_DT_S if self._last_ns is None else (now_ns - self._last_ns) / NS_PER_S
         dt_s = min(max(dt_s, 1e-6), MAX_DT_S)
         self._last_ns = now_ns
+        previous = self._commanded
         active = set(faults)
         proposal = None
         if proposed_deg is not None:
@@ -260,7 +267,10 @@ class SafetyGate:
             if self._s.smoothing:
                 target = np.clip(self._smoother(target, dt_s), self._lo, self._hi)
             self._commanded = _towards(self._commanded, target, self._s.max_rate_deg_s * dt_s)
-        self._commanded = np.clip(self._commanded, self._lo, self._hi)
+        # Inside the limits; a finger held beyond them may only come back towards them.
+        self._commanded = np.clip(
+            self._commanded, np.minimum(self._lo, previous), np.maximum(self._hi, previous)
+        )
         return SafetyOutput(
             commanded_deg=self._commanded.copy(),
             state=state,
