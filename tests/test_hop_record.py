@@ -20,12 +20,6 @@ def test_out_is_the_gates_last_decision_or_none() -> None:
     assert rec.out is last
 
 
-def test_healthy_needs_no_fault_and_no_model_failure() -> None:
-    assert HopRecord(cpu_start_ns=0).healthy
-    assert not HopRecord(cpu_start_ns=0, faults={"i2c"}).healthy
-    assert not HopRecord(cpu_start_ns=0, model_failed=True).healthy
-
-
 def test_each_record_has_its_own_faults_and_outputs() -> None:
     a, b = HopRecord(cpu_start_ns=0), HopRecord(cpu_start_ns=0)
     a.faults.add("overrun")

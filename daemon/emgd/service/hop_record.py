@@ -41,8 +41,3 @@ class HopRecord:
     def out(self) -> SafetyOutput | None:
         """The gate's last decision this hop, if it stepped at all."""
         return self.outs[-1] if self.outs else None
-
-    @property
-    def healthy(self) -> bool:
-        """No fault and no model failure: the watchdog may be fed."""
-        return not self.faults and not self.model_failed

@@ -8,8 +8,10 @@ acquisition process (chip ID, register read-back) → servo board → servos to 
 runs filter → window → model (the newest window only, after a backlog) through
 :class:`~emgd.pipeline.InferencePipeline`, passes the result through
 :class:`~emgd.service.safety.SafetyGate` and writes the five servos; it records the latency of
-each stage, publishes an immutable status snapshot, and pings the watchdog only while
-the loop is healthy. The stages themselves live elsewhere; this module only composes them.
+each stage, publishes an immutable status snapshot, and pings the watchdog while the
+loop runs (faults included: the gate handles them; a dead acquisition process ends the run
+once the hand is at the safe pose, for systemd to restart the service). The stages
+themselves live elsewhere; this module only composes them.
 """
 
 from __future__ import annotations
@@ -249,6 +251,7 @@ class Daemon:
         self._lead_off_mask = 0
         self._i2c_failed = False
         self._last_watchdog_ns = 0
+        self._acquisition_dead_ns: int | None = None  # first hop that found it gone
         self._faults: list[str] = []
         self.hardware: dict[str, str] = {}
         self.state_dir = Path()
@@ -624,6 +627,7 @@ class Daemon:
         # but the simulated hand; time spent preempted is in the latencies, not here.
         self.latency.add("compute", time.thread_time_ns() - rec.cpu_start_ns - rec.cpu_hand_ns)
         self._feed_watchdog(rec)
+        self._end_if_acquisition_died(rec)
 
     def _read_frames(self, rec: HopRecord) -> RingBatch:
         """Take the new frames from the ring and account for them (counts, RMS, masks)."""
@@ -781,14 +785,42 @@ class Daemon:
             self._log_summary()
 
     def _feed_watchdog(self, rec: HopRecord) -> None:
-        """Ping the systemd watchdog when due, and only after a healthy hop."""
+        """Ping the systemd watchdog when due: the loop ran its hop and is in charge of the
+        hand, faults included (the gate holds, then walks to the safe pose; a restart would
+        cut that walk short and could not mend a lifted electrode). A stuck loop stops the
+        pings; a dead acquisition process ends the run instead (:meth:`_end_if_acquisition_died`).
+        """
         interval = self.notifier.watchdog_interval_s()
         due = (
             interval is not None and (rec.t_written - self._last_watchdog_ns) / NS_PER_S >= interval
         )
-        if rec.healthy and due:
+        if due:
             self.notifier.watchdog()
             self._last_watchdog_ns = rec.t_written
+
+    def _end_if_acquisition_died(self, rec: HopRecord) -> None:
+        """The acquisition process is gone: once the gate has walked the hand to the safe
+        pose (or had the time to), stop with a HardwareIOError, so that systemd restarts
+        the service (``Restart=on-failure``) with a new acquisition process."""
+        assert self._acq is not None and self._safety is not None
+        if "acquisition" not in rec.faults:
+            self._acquisition_dead_ns = None
+            return
+        if self._acquisition_dead_ns is None:
+            self._acquisition_dead_ns = rec.t_written
+        safety = self.config.safety
+        walk_s = safety.fault_hold_s + 180.0 / safety.safe_pose_rate_deg_s + 0.5
+        at_safe = bool(
+            np.all(np.abs(self._safety.commanded_deg - self._safety.safe_pose_deg) < 0.5)
+        )
+        waited_s = (rec.t_written - self._acquisition_dead_ns) / NS_PER_S
+        if (at_safe and waited_s >= safety.fault_hold_s) or waited_s >= walk_s:
+            failure = self._acq.failure()
+            why = f": {failure}" if failure is not None else ""
+            raise HardwareIOError(
+                f"acquisition process stopped{why}; the hand is at the safe pose, "
+                "exiting so that the service is restarted"
+            )
 
     # ------------------------------------------------------------------ status
     def status(self, since_start: bool = False) -> dict[str, Any]:

@@ -182,6 +182,11 @@ class SafetyGate:
         return self._commanded.copy()
 
     @property
+    def safe_pose_deg(self) -> FloatArray:
+        """Where a lasting fault walks the hand (clamped to the limits; a copy)."""
+        return np.array(self._safe, dtype=np.float64)
+
+    @property
     def paused(self) -> bool:
         return self._paused
 
