@@ -18,7 +18,7 @@ import pytest
 
 from emgd.calibration.store import StoredCalibration
 from emgd.clock import NS_PER_S
-from emgd.config import load_config
+from emgd.config import Config, load_config
 from emgd.errors import HardwareIOError
 
 pytest.importorskip("torch")
@@ -72,7 +72,7 @@ def largest_ping_gap_s(got: list[tuple[bytes, int]]) -> float:
     return max((b - a) / NS_PER_S for a, b in itertools.pairwise([got[ready][1], *pings]))
 
 
-def config_for(model: Path, tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
+def config_for(model: Path, tmp_path: Path, *extra: str) -> Config:
     return load_config(
         env={},
         overrides=[
