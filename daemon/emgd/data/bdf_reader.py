@@ -16,7 +16,8 @@ A wearer starts moving 0.2–0.5 s after a cue and ramps up, so each non-rest cu
 the EMG it caused:
 
 1. envelope = mean over channels of the rectified EMG, high-passed at :data:`HIGHPASS_HZ`
-   (zero phase), smoothed by a centred :data:`ENVELOPE_WINDOW_S` moving average;
+   (zero phase), each channel divided by its median over the baseline (step 2), smoothed
+   by a centred :data:`ENVELOPE_WINDOW_S` moving average;
 2. baseline = up to :data:`BASELINE_S` before the cue, after the previous cue's movement and
    after any gap; threshold = baseline median + :data:`THRESHOLD_SD` × its standard
    deviation;
@@ -176,19 +177,23 @@ def _open(
     return emg, labels, rates.pop(), patient, annotations
 
 
-def _envelope(emg: FloatArray, fs: float, width_s: float) -> FloatArray:
-    """Mean over channels of the rectified, high-passed EMG, smoothed by a centred moving
-    average of ``width_s`` (zero phase: labelling is offline, so no lag to undo)."""
+def _rectified(emg: FloatArray, fs: float) -> FloatArray:
+    """Per channel, the rectified EMG high-passed at :data:`HIGHPASS_HZ` (zero phase:
+    labelling is offline, so no lag to undo)."""
     from scipy.signal import butter, sosfiltfilt
 
     x = emg - np.median(emg, axis=0)
     if emg.shape[0] > 3 * (2 * HIGHPASS_ORDER + 1) and fs / 2 > HIGHPASS_HZ:
         sos = butter(HIGHPASS_ORDER, HIGHPASS_HZ, btype="highpass", fs=fs, output="sos")
         x = sosfiltfilt(sos, x, axis=0)
-    rect = np.abs(x).mean(axis=1)
+    rect: FloatArray = np.abs(x)
+    return rect
+
+
+def _smooth(signal: FloatArray, fs: float, width_s: float) -> FloatArray:
+    """A centred moving average of ``width_s``."""
     width = max(1, round(width_s * fs))
-    kernel = np.ones(width) / width
-    smooth: FloatArray = np.convolve(rect, kernel, mode="same")
+    smooth: FloatArray = np.convolve(signal, np.ones(width) / width, mode="same")
     return smooth
 
 
@@ -208,8 +213,13 @@ def _align_cue(
     min_base = round(MIN_BASELINE_S * fs)
     if start - base_lo < min_base or hi - start < round(2 * HOLD_S * fs):
         return 0, 0, False
-    onset_env = _envelope(emg[base_lo:hi], fs, ENVELOPE_WINDOW_S)
     n_base = start - base_lo
+    # Each channel in units of its own baseline level, then the mean: a channel with more
+    # noise or skin gain must not drown the one the gesture shows on.
+    rect = _rectified(emg[base_lo:hi], fs)
+    level = np.median(rect[:n_base], axis=0)
+    relative = (rect / np.where(level > 0, level, 1.0)).mean(axis=1)
+    onset_env = _smooth(relative, fs, ENVELOPE_WINDOW_S)
     baseline = onset_env[:n_base]
     threshold = float(np.median(baseline) + THRESHOLD_SD * baseline.std())
     departure = float(np.median(baseline) + DEPARTURE_SD * baseline.std())
@@ -226,15 +236,16 @@ def _align_cue(
     onset = int(quiet[-1]) + 1 if quiet.size else 0
     # Rise: the slow envelope reaches RISE_LEVEL of the way from the baseline to the level
     # it holds over the rest of the cue.
-    slow_env = _envelope(emg[base_lo:hi], fs, PLATEAU_WINDOW_S)[n_base:]
+    slow_all = _smooth(relative, fs, PLATEAU_WINDOW_S)
+    slow_env = slow_all[n_base:]
     hold_end = end - start
     late = slow_env[min(onset + round(MAX_RISE_S * fs), hold_end - 1) : hold_end]
     if late.size == 0:
         return onset, 0, True
-    base_level = float(np.median(_envelope(emg[base_lo:start], fs, PLATEAU_WINDOW_S)))
-    level = base_level + RISE_LEVEL * (float(np.median(late)) - base_level)
+    base_level = float(np.median(slow_all[:n_base]))
+    rise_to = base_level + RISE_LEVEL * (float(np.median(late)) - base_level)
     upto = min(onset + round(MAX_RISE_S * fs), hold_end)
-    reached = np.flatnonzero(slow_env[onset:upto] >= level)
+    reached = np.flatnonzero(slow_env[onset:upto] >= rise_to)
     rise = int(reached[0]) if reached.size else upto - onset
     return onset, rise, True
 
