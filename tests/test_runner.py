@@ -344,10 +344,10 @@ def test_a_recording_cues_the_simulated_wearer_and_its_gestures_stand_out(
     try:
         handlers["record.start"]({"protocol": protocol}, None)
         deadline = time.monotonic() + 20.0
-        result = None
+        result: Any = None
         while time.monotonic() < deadline and result is None:
-            snap = handlers["record.progress"]({}, None)
-            cue = (snap.get("progress") or {}).get("cue") or {}
+            snap: Any = handlers["record.progress"]({}, None)
+            cue: Any = (snap.get("progress") or {}).get("cue") or {}
             intent = daemon.status()["angles_deg"]["intent"]
             seen.append((cue.get("pose"), float(cue.get("elapsed_s", 0.0)), intent))
             result = None if snap.get("active") else snap.get("result")
