@@ -50,3 +50,26 @@ def test_a_chip_init_failure_in_the_child_is_re_raised_with_its_class() -> None:
 def test_realtime_requests_that_are_refused_become_notes() -> None:
     notes = apply_realtime(RealtimeRequest(cpu=10_000))
     assert len(notes) == 1 and "CPU 10000" in notes[0]
+
+
+def test_a_cue_reaches_the_wearer_in_the_child_and_its_intent_follows() -> None:
+    from emgd.errors import ConfigError
+    from emgd.poses import pose_angles_deg
+
+    config = load_config(env={}, overrides=["simulation.wearer='rest'"])
+    acq = AcquisitionProcess(config)
+    try:
+        acq.start()
+        with pytest.raises(ConfigError, match="fist"):
+            acq.cue("fist", 1.0)
+        time.sleep(0.3)
+        before = acq.read_new().intent_deg[-1]
+        np.testing.assert_allclose(before, pose_angles_deg("rest"), atol=8.0)
+        acq.cue("power", 1.0)
+        time.sleep(2.0)
+        after = acq.read_new().intent_deg[-1]
+        power = pose_angles_deg("power")
+        assert np.abs(after - power).max() < 0.25 * np.abs(power - before).max()
+        assert acq.alive()
+    finally:
+        acq.stop()

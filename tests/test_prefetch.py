@@ -329,3 +329,50 @@ def test_wait_rendered_on_a_closed_source_fails() -> None:
     src.close()
     with pytest.raises(HardwareIOError, match="wait_rendered: the source is closed"):
         src.wait_rendered()
+
+
+# --- cues ------------------------------------------------------------------------------------
+
+
+def _cued_spec(seed: int = 2) -> SyntheticEmgSpec:
+    from emgd.sim.cued import build_wearer
+
+    return SyntheticEmgSpec(build_wearer("sequence", seed, PoseSequence(seed)), n_channels=3)
+
+
+def test_a_cue_rewinds_the_child_and_stays_bit_identical_to_in_process() -> None:
+    from emgd.sim.cued import cue_source
+
+    ref = _cued_spec().build()
+    # (samples before the cue, cue) steps: mid-chunk, on a chunk boundary, twice in a row,
+    # and one after a rate change.
+    steps: list[tuple[Call, tuple[str, float] | None]] = [
+        ((333, 1000.0), ("power", 0.8)),
+        ((17, 1000.0), ("rest", 0.0)),
+        ((650, 1000.0), ("pinch", 0.6)),
+        ((0, 1000.0), ("chuck", 1.0)),
+        ((420, 2000.0), ("open", 0.7)),
+        ((2500, 2000.0), None),
+    ]
+    with PrefetchedSource(_cued_spec(), sample_rate_hz=1000.0, lead_s=0.2, chunk_s=0.05) as src:
+        for (n, fs), cue in steps:
+            _assert_same_stream(src, ref, [(n, fs)])
+            if cue is not None:
+                assert src.cue(*cue)
+                assert cue_source(ref, *cue)
+        assert src.rate_changes == 1
+    wearer = ref.trajectory
+    assert [r.cue_s for r in wearer.person.responses] == [0.333, 0.35, 1.0, 1.0, 1.21]  # type: ignore[attr-defined]
+
+
+def test_a_cue_before_the_first_call_and_a_refused_one() -> None:
+    ref = _cued_spec(4).build()
+    with PrefetchedSource(_cued_spec(4), sample_rate_hz=1000.0, lead_s=0.1, chunk_s=0.05) as src:
+        assert src.cue("power", 1.0)
+        ref.trajectory.cue("power", 1.0, 0.0)  # type: ignore[attr-defined]
+        with pytest.raises(ConfigError, match="effort"):
+            src.cue("power", 2.0)
+        _assert_same_stream(src, ref, [(900, 1000.0)])
+    with PrefetchedSource(_spec(), sample_rate_hz=1000.0, lead_s=0.1, chunk_s=0.05) as plain:
+        assert not plain.cue("power", 1.0)
+        _assert_same_stream(plain, _spec().build(), [(120, 1000.0)])

@@ -315,3 +315,62 @@ def test_a_flood_of_10000_unread_requests_costs_no_frames_beyond_the_machine_flo
     assert sock["rate_limited"] >= 1  # it was cut off, not served
     assert flood_lost <= quiet_lost + floor["later_than_a_period"], (quiet_lost, flood_lost, floor)
     assert flood_p99 <= 1.5 * quiet_p99 + 1.0, (quiet_p99, flood_p99)
+
+
+def test_a_recording_cues_the_simulated_wearer_and_its_gestures_stand_out(
+    small_model: Path, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    from emgd.poses import pose_angles_deg
+    from emgd.service.runner import Daemon
+
+    # At rest until cued: an idle gesture sequence blending into the lead-in would make the
+    # rest baseline depend on when the daemon happened to start.
+    config = daemon_config(small_model, tmp_path, "simulation.wearer='rest'")
+    daemon = Daemon(config, env={})
+    daemon.start()
+    assert daemon._simulated_cue is not None and daemon._record is not None
+    stop = threading.Event()
+    loop = threading.Thread(target=daemon.run, args=(stop.is_set,))
+    loop.start()
+    handlers = daemon._record.handlers()
+    protocol = {
+        "gestures": ["power", "pinch"],
+        "reps": 1,
+        "hold_s": 2.5,
+        "rest_s": 1.0,
+        "lead_in_s": 2.0,
+    }
+    seen: list[tuple[str | None, float, list[float] | None]] = []
+    try:
+        handlers["record.start"]({"protocol": protocol}, None)
+        deadline = time.monotonic() + 20.0
+        result: Any = None
+        while time.monotonic() < deadline and result is None:
+            snap: Any = handlers["record.progress"]({}, None)
+            cue: Any = (snap.get("progress") or {}).get("cue") or {}
+            intent = daemon.status()["angles_deg"]["intent"]
+            seen.append((cue.get("pose"), float(cue.get("elapsed_s", 0.0)), intent))
+            result = None if snap.get("active") else snap.get("result")
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        loop.join()
+        daemon.shutdown()
+    assert result is not None and result["outcome"] == "complete", result
+    channels = result["summary"]["channels"]
+    # The power grip is strong; this pinch is weak on most electrodes (without the cues
+    # reaching the wearer both were at 1-3 dB: it went on with its own gesture sequence).
+    power_db = [20 * np.log10(c["rms_uv"]["power"] / c["rms_uv"]["rest"]) for c in channels]
+    assert np.median(power_db) > 6.0, power_db
+    snr = [c["snr_db"] for c in channels]
+    assert np.median(snr) > 4.0, snr
+    # The intent ends each hold near its cued pose (the person reacts within 0.5 s and
+    # reaches in under a second).
+    for pose in ("power", "pinch"):
+        held = [i for p, _, i in seen if p == pose and i is not None]
+        assert held, seen
+        target = pose_angles_deg(pose)
+        assert np.abs(np.array(held[-1]) - target).max() < 25.0, (pose, held[-1])

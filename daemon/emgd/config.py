@@ -163,6 +163,11 @@ class SimulationConfig:
     hand_speed_deg_s: float = option(
         350.0, "simulated servo speed", min_value=10.0, max_value=2000.0
     )
+    wearer: str = option(
+        "sequence",
+        "what the simulated wearer does until `emgd record` or `emgd test` cues it",
+        choices=("sequence", "rest"),
+    )
     fault: str = option(
         "none",
         "fault the simulated ADS1299 injects (fault-injection tests and demos)",

@@ -21,6 +21,7 @@ import ctypes
 import errno
 import gc
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -34,8 +35,9 @@ import numpy as np
 from emgd import errors
 from emgd.clock import SystemClock
 from emgd.config import Config
-from emgd.errors import EmgdError, HardwareIOError
+from emgd.errors import ConfigError, EmgdError, HardwareIOError
 from emgd.hw.interfaces import AcquisitionStats
+from emgd.poses import pose_angles_deg
 from emgd.service.shm_ring import (
     STATE_FAILED,
     STATE_RUNNING,
@@ -108,12 +110,15 @@ class AcquisitionProcess:
         ctx = multiprocessing.get_context("spawn")
         self._stop: Event = ctx.Event()
         self._conn, child_conn = ctx.Pipe(duplex=False)
+        cues_in, self._cues = ctx.Pipe(duplex=False)  # parent -> child: wearer cues
         self._process = ctx.Process(
             target=_child_main,
             args=(config, self._ring.handle(), self._stop, child_conn, self._realtime),
+            kwargs={"cues": cues_in},
             name="emgd-acquisition",
         )
         self._child_conn = child_conn
+        self._cues_in = cues_in
         self.info: AcquisitionInfo | None = None
 
     @property
@@ -129,6 +134,7 @@ class AcquisitionProcess:
         """Start the child without waiting (it imports and opens the chip meanwhile)."""
         self._process.start()
         self._child_conn.close()
+        self._cues_in.close()
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> AcquisitionInfo:
         """Wait until the spawned child's chip streams; re-raise its error if it fails."""
@@ -148,6 +154,22 @@ class AcquisitionProcess:
         self.info = message[1]
         assert self.info is not None
         return self.info
+
+    def cue(self, pose: str, effort: float) -> None:
+        """Cue the simulated wearer (``pose`` at ``effort`` 0-1), from its current stream time.
+
+        The child applies it between frames (within :data:`INTENT_EVERY_S`); a wearer that
+        takes no cues, or real hardware, ignores it. A child that is gone is not an error
+        here (the control loop notices that).
+
+        Raises
+        ------
+        ConfigError
+            An unknown pose or an effort outside ``[0, 1]``.
+        """
+        check_cue(pose, effort)
+        with contextlib.suppress(OSError):
+            self._cues.send((pose, float(effort)))
 
     def read_new(self, max_frames: int | None = None) -> RingBatch:
         """Frames published since the last call."""
@@ -188,7 +210,32 @@ class AcquisitionProcess:
                 self._process.terminate()
                 self._process.join(1.0)
         self._conn.close()
+        self._cues.close()
         self._ring.close()
+
+
+def check_cue(pose: str, effort: float) -> None:
+    """Raise :class:`ConfigError` naming a cue's unknown pose or out-of-range effort."""
+    pose_angles_deg(pose)  # ConfigError naming an unknown pose
+    if not (isinstance(effort, int | float) and math.isfinite(effort) and 0.0 <= effort <= 1.0):
+        raise ConfigError(f"wearer cue {pose!r}: effort must be a number in [0, 1], got {effort!r}")
+
+
+def _apply_cues(cues: Connection | None, wearer: object) -> None:
+    """Hand every pending cue to the simulated wearer (never blocks; bad cues are logged)."""
+    from emgd.sim.cued import cue_source
+
+    while cues is not None and cues.poll():
+        try:
+            pose, effort = cues.recv()
+        except (EOFError, OSError):
+            return
+        if wearer is None:
+            continue  # real hardware: nothing to cue
+        try:
+            cue_source(wearer, pose, effort)
+        except ConfigError as exc:
+            log.warning("acquisition: wearer cue refused: %s", exc)
 
 
 class _FaultSchedule:
@@ -284,6 +331,8 @@ def _child_main(
     stop: Event,
     conn: Connection,
     realtime: RealtimeRequest,
+    *,
+    cues: Connection | None = None,
 ) -> None:
     """Entry point of the acquisition process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
@@ -340,6 +389,8 @@ def _child_main(
                 frame, reason = None, str(exc)
             if frame is not None:
                 quiet_since_ns = None
+                if n % intent_every_frames == 0:
+                    _apply_cues(cues, wearer)
                 if wearer is not None and n % intent_every_frames == 0:
                     intent = np.asarray(wearer.target_angles_deg(), dtype=np.float32)
                 ring.write(frame, intent)
@@ -375,3 +426,5 @@ def _child_main(
             adc_side.close()
         ring.close()
         conn.close()
+        if cues is not None:
+            cues.close()

@@ -177,7 +177,8 @@ def open_adc_side(
     clock:
         Passed to the driver and the simulator.
     trajectory:
-        What the simulated wearer does (default: an endless seeded pose sequence).
+        What the simulated wearer does (default: ``[simulation] wearer`` until cued, then a
+        person following the cues, :func:`emgd.sim.cued.build_wearer`).
     prefetch:
         Render the simulated wearer's EMG in a child process ahead of time
         (:class:`~emgd.sim.prefetch.PrefetchedSource`, same samples) instead of in the
@@ -286,12 +287,15 @@ def _open_servos(
 def _synthetic_wearer(
     config: Config, trajectory: Trajectory | None, *, prefetch: bool
 ) -> SyntheticEmg | PrefetchedSource:
+    from emgd.sim.cued import build_wearer
     from emgd.sim.prefetch import PrefetchedSource, SyntheticEmgSpec
     from emgd.sim.trajectory import PoseSequence
 
     sim = config.simulation
+    if trajectory is None:  # idle as configured, then a person following the cues
+        trajectory = build_wearer(sim.wearer, sim.seed, PoseSequence(sim.seed))
     spec = SyntheticEmgSpec(
-        trajectory if trajectory is not None else PoseSequence(sim.seed),
+        trajectory,
         n_channels=config.adc.channels,
         seed=sim.seed,
         mains_hz=sim.mains_hz,

@@ -259,6 +259,8 @@ class Daemon:
         self._server: Any = None
         self._calibrate: CalibrationService | None = None
         self._record: RecordingService | None = None
+        # Cues the simulated wearer (recording cues, `emgd test` targets); None on hardware.
+        self._simulated_cue: Callable[[str, float], None] | None = None
         # Pulses set by `servo.set_pulse` (finger index → µs), written instead of the angle
         # while paused; cleared on resume.
         self._servo_pulse_us: dict[int, float] = {}
@@ -285,6 +287,7 @@ class Daemon:
         )
         self._acq = AcquisitionProcess(cfg, realtime)
         self._acq.spawn()
+        self._simulated_cue = self._acq.cue if cfg.adc.bus == "simulated" else None
         try:
             contract = self._load_model_and_calibration()
             info = self._acq.wait_ready()
@@ -370,7 +373,7 @@ class Daemon:
             submit=self.submit,
             hold=self.pause,
             release=self.resume,
-            on_cue=None,  # the seam for a simulated wearer that follows the cues
+            on_cue=self._simulated_cue,  # the simulated wearer follows the cues
             busy=busy,
         )
 

@@ -88,6 +88,10 @@ HEADER_FIELDS = 3
 _COMMAND = struct.Struct("<Bqqd?")
 CMD_SEEK: Final = 1
 CMD_STOP: Final = 2
+# CMD_CUE: the 26 bytes of a seek to the epoch's own rate, then f64 LE effort, f64 LE the
+# cue's stream time (s), and the pose name in UTF-8: rewind, cue the trajectory, go on.
+CMD_CUE: Final = 3
+_CUE = struct.Struct("<dd")
 # Child -> parent, one send_bytes: [0] u8 message (MSG_READY or MSG_ERROR), then for
 # MSG_ERROR the UTF-8 text "ExceptionClass\nmessage".
 MSG_READY: Final = 1
@@ -334,6 +338,33 @@ class PrefetchedSource:
         """How many times the child was rewound to a new sample rate."""
         return self._rate_changes
 
+    def cue(self, pose: str, effort: float) -> bool:
+        """Cue the wearer at the consumer's stream time :attr:`time_s`.
+
+        The trajectory (this process's copy and the child's) must have a
+        ``cue(pose, effort, at_s)`` method (:class:`~emgd.sim.cued.CuedWearer`,
+        :class:`~emgd.sim.person.Person`); the child rewinds to the consumer's exact sample
+        and renders on with the cue applied, so the output stays bit-identical to an
+        in-process generator whose trajectory is cued at the same sample. Returns False (and
+        does nothing) when the trajectory takes no cues.
+
+        Raises
+        ------
+        ConfigError
+            A pose, effort or time the trajectory refuses (nothing is sent).
+        HardwareIOError
+            The source is closed or the child is gone.
+        """
+        cue = getattr(self._trajectory, "cue", None)
+        if not callable(cue):
+            return False
+        if self._closed:
+            raise HardwareIOError("PrefetchedSource.cue: the source is closed")
+        at_s = self.time_s
+        cue(pose, effort, at_s)
+        self._seek(self._epoch_fs_hz, _CUE.pack(float(effort), at_s) + pose.encode())
+        return True
+
     def target_angles_deg(self) -> FloatArray:
         """Shape ``(5,)``: the trajectory's angles at :attr:`time_s`."""
         angles: FloatArray = self._trajectory.angles_deg(np.array([self.time_s]))[0]
@@ -401,20 +432,25 @@ class PrefetchedSource:
 
     # --- protocol ------------------------------------------------------------------------
 
-    def _seek(self, fs: float) -> None:
-        """Start a new epoch at ``fs`` from exactly where the consumer is."""
+    def _seek(self, fs: float, cue: bytes = b"") -> None:
+        """Start a new epoch at ``fs`` from exactly where the consumer is (with a cue)."""
         self._epoch += 1
+        consumed = self._epoch_received
+        if self._chunk_slot >= 0:
+            consumed -= self._chunk_n - self._chunk_pos
         try:
             entered = self._fs_hz != 0.0 and self._fs_hz == self._epoch_fs_hz
-            command = _COMMAND.pack(CMD_SEEK, self._epoch, self._seg_served, fs, entered)
-            self._conn.send_bytes(command)
+            kind = CMD_CUE if cue else CMD_SEEK
+            command = _COMMAND.pack(kind, self._epoch, consumed, fs, entered)
+            self._conn.send_bytes(command + cue)
         except OSError:
             raise self._died() from None
         if self._chunk_slot >= 0:
             self._release_chunk()
         self._epoch_fs_hz = fs
         self._epoch_received = 0
-        self._rate_changes += 1
+        if not cue:
+            self._rate_changes += 1
 
     def _release_chunk(self) -> None:
         self._chunk_slot = -1
@@ -596,12 +632,16 @@ class _Producer:
                 self._produce()
 
     def _handle(self, message: bytes) -> bool:
-        command, epoch, position, fs, entered = _COMMAND.unpack(message)
+        command, epoch, position, fs, entered = _COMMAND.unpack(message[: _COMMAND.size])
         if command == CMD_STOP:
             return False
-        if command != CMD_SEEK:
+        if command not in (CMD_SEEK, CMD_CUE):
             raise RuntimeError(f"unknown command {command}")
         self._rewind_to(position, entered)
+        if command == CMD_CUE:
+            effort, at_s = _CUE.unpack_from(message, _COMMAND.size)
+            pose = message[_COMMAND.size + _CUE.size :].decode()
+            self._emg.trajectory.cue(pose, effort, at_s)  # type: ignore[attr-defined]
         self._epoch = epoch
         self._fs_hz = fs
         self._produced = 0
