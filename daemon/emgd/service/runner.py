@@ -51,6 +51,7 @@ from emgd.service.systemd import Notifier
 if TYPE_CHECKING:
     from emgd.calibration.session import CalibrationService
     from emgd.service.shm_ring import RingBatch
+    from emgd.service.tac_session import TacService
 
 log = logging.getLogger("emgd.runner")
 
@@ -253,6 +254,7 @@ class Daemon:
         self.socket_path = Path()
         self._server: Any = None
         self._calibrate: CalibrationService | None = None
+        self._tac: TacService | None = None  # its on_cue is the simulated wearer's seam
         # Pulses set by `servo.set_pulse` (finger index → µs), written instead of the angle
         # while paused; cleared on resume.
         self._servo_pulse_us: dict[int, float] = {}
@@ -310,6 +312,11 @@ class Daemon:
             hold=self.pause,
             release=self.resume,
             apply=self._apply_calibration,
+        )
+        from emgd.service.tac_session import TacService
+
+        self._tac = TacService(
+            self.state_dir, self.clock, submit=self.submit, model=lambda: self._model
         )
         self._last_frame_ns = self.clock.monotonic_ns()
         self.started_ns = self.clock.monotonic_ns()
@@ -399,9 +406,10 @@ class Daemon:
                 "resume": queued(self.resume, "running"),
                 "reload": self._handle_reload,
                 **(self._calibrate.handlers() if self._calibrate is not None else {}),
+                **(self._tac.handlers() if self._tac is not None else {}),
                 "servo.set_pulse": self._handle_set_pulse,
             },
-            privileged=frozenset({"pause", "resume", "reload", "calibrate.*", "servo.*"}),
+            privileged=frozenset({"pause", "resume", "reload", "calibrate.*", "servo.*", "tac.*"}),
             allowed_gid=gid,
             max_clients=self.config.status.max_clients,
             limits=status_limits(self.config.status),
@@ -568,6 +576,8 @@ class Daemon:
             self._infer_windows(batch, rec)
         self._step_without_proposal(rec)
         self._write_commanded(rec)
+        if self._tac is not None:
+            self._tac.tick(rec.t_written, self._safety.commanded_deg)
         self._record_latency(rec)
         self._update_status(rec)
         # Compute: CPU time of this thread for the whole hop (status and journal included)
