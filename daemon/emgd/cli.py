@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     tac.add_argument("--dwell-s", type=float, default=1.0, metavar="S", help="hold (1 s)")
     tac.add_argument("--limit-s", type=float, default=15.0, metavar="S", help="per target (15 s)")
     tac.add_argument("--rest-s", type=float, default=3.0, metavar="S", help="before each (3 s)")
+    tac.add_argument("--poses", default=None, metavar="P1,P2…", help="only these poses' targets")
     tac.add_argument("--json", action="store_true", help="the result as JSON, no display")
 
     tr = sub.add_parser("train", help="train a per-user model (needs the train extra)")
@@ -486,6 +487,7 @@ def _tac(args: argparse.Namespace, out: TextIO) -> int:
             dwell_s=args.dwell_s,
             limit_s=args.limit_s,
             rest_s=args.rest_s,
+            poses=None if args.poses is None else [p.strip() for p in args.poses.split(",")],
             json_output=args.json,
             tty=out.isatty(),
         )

@@ -165,6 +165,7 @@ def tac_main(
     dwell_s: float = 1.0,
     limit_s: float = 15.0,
     rest_s: float = 3.0,
+    poses: list[str] | None = None,
     json_output: bool = False,
     tty: bool = False,
 ) -> int:
@@ -175,13 +176,15 @@ def tac_main(
     TacClientError
         When the daemon refuses the test (the message says why).
     """
-    params = {
+    params: dict[str, Any] = {
         "reps": reps,
         "tolerance_deg": tolerance_deg,
         "dwell_s": dwell_s,
         "limit_s": limit_s,
         "rest_s": rest_s,
     }
+    if poses is not None:
+        params["poses"] = poses
     _command(client, clock, "tac.start", params)
     session = int(_progress(client).get("session", 0))
     display = None if json_output else TargetDisplay(out, tty=tty)

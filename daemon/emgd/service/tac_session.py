@@ -33,7 +33,7 @@ from emgd.errors import EmgdError, InvalidParams, ModelError
 from emgd.model.spec import HEAD_POSE_MIXTURE, ModelSpec
 from emgd.model.store import ModelStore, sha256_of
 from emgd.offline.tac import TacParams, TargetResult, score_target, summarise
-from emgd.poses import GESTURE_NAMES, REST, pose_angles_deg, proportional_target_deg
+from emgd.poses import GESTURE_NAMES, POSE_NAMES, REST, pose_angles_deg, proportional_target_deg
 
 FloatArray = npt.NDArray[np.float64]
 Handler = Callable[[dict[str, Any], object], object]
@@ -60,10 +60,11 @@ class Target:
     angles_deg: tuple[float, ...]
 
 
-def protocol_for(spec: ModelSpec, reps: int) -> list[Target]:
+def protocol_for(spec: ModelSpec, reps: int, only: Sequence[str] | None = None) -> list[Target]:
     """The targets of a test of a model: rest, then each pose the model knows (the
     distinct poses of its gestures, else the gestures of :mod:`emgd.poses`), at
-    :data:`PROPORTIONAL_EFFORTS` when it is proportional, repeated ``reps`` times."""
+    :data:`PROPORTIONAL_EFFORTS` when it is proportional, repeated ``reps`` times;
+    ``only`` keeps the targets of those poses."""
     if spec.head == HEAD_POSE_MIXTURE and spec.gestures:
         poses = [p for p in dict.fromkeys(pose for _, pose in spec.gestures) if p != REST]
     else:
@@ -78,6 +79,8 @@ def protocol_for(spec: ModelSpec, reps: int) -> list[Target]:
             ]
         else:
             one_rep.append(Target(pose, None, tuple(pose_angles_deg(pose).tolist())))
+    if only is not None:
+        one_rep = [t for t in one_rep if t.pose in only]
     return one_rep * reps
 
 
@@ -364,13 +367,18 @@ class TacService:
         self._applied_seq = max(self._applied_seq, seq)
         self._publish()
 
-    def _start(self, reps: int, params: TacParams, rest_s: float) -> None:
+    def _start(
+        self, reps: int, params: TacParams, rest_s: float, only: Sequence[str] | None
+    ) -> None:
         if self._run is not None:
             raise InvalidParams("tac.start: a TAC test is already running")
         model = self._model()
         self._model_identity = str(model.identity)
         now_ns = self._clock.monotonic_ns()
-        self._run = TacRun(protocol_for(model.spec, reps), params, rest_s, now_ns, self.on_cue)
+        targets = protocol_for(model.spec, reps, only)
+        if not targets:
+            raise InvalidParams(f"tac.start poses {list(only or [])}: the model knows none of them")
+        self._run = TacRun(targets, params, rest_s, now_ns, self.on_cue)
         self._session_number += 1
         self._result = None
 
@@ -418,7 +426,14 @@ class TacService:
             limit_s=_number(params, "limit_s", 15.0, 0.1, 600.0),
         )
         rest_s = _number(params, "rest_s", DEFAULT_REST_S, 0.0, MAX_REST_S)
-        return self._queue(lambda: self._start(reps, tac, rest_s))
+        only = params.get("poses")
+        if only is not None and (
+            not isinstance(only, list) or not only or any(p not in POSE_NAMES for p in only)
+        ):
+            raise InvalidParams(
+                f"tac.start poses {only!r}: expected a list of {', '.join(POSE_NAMES)}"
+            )
+        return self._queue(lambda: self._start(reps, tac, rest_s, only))
 
     def _handle_progress(self, params: dict[str, Any], peer: object) -> Mapping[str, Any]:
         snapshot = self.snapshot
