@@ -8,6 +8,8 @@ Commands:
   then each gesture), or the servo end points set interactively;
 - ``emgd record [--protocol FILE] [--gestures …] [--reps N] [--out PATH]``: a guided,
   labelled BDF+ recording through the running daemon (:mod:`emgd.client.record_cli`);
+- ``emgd test [--reps N] [--tolerance-deg X] [--dwell-s S] [--limit-s S] [--json]``: the
+  target-achievement control test through the running daemon (:mod:`emgd.client.tac_cli`);
 - ``emgd config check|show|default``: validate a config, print the effective values, print
   the commented default file;
 - ``emgd model info MODEL``: the spec, receptive fields, contract and card of a model file;
@@ -142,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--participant", default=None, help="wearer code for the file header")
     rec.add_argument("--yes", action="store_true", help="no 'press Enter' prompt (scripts)")
+
+    tac = sub.add_parser("test", help="target-achievement control test of the running model")
+    config_options(tac)
+    tac.add_argument("--socket", type=Path, default=None, help="the daemon's status socket")
+    tac.add_argument("--reps", type=int, default=1, metavar="N", help="rounds of targets (1)")
+    tac.add_argument("--tolerance-deg", type=float, default=15.0, metavar="X", help="(15)")
+    tac.add_argument("--dwell-s", type=float, default=1.0, metavar="S", help="hold (1 s)")
+    tac.add_argument("--limit-s", type=float, default=15.0, metavar="S", help="per target (15 s)")
+    tac.add_argument("--rest-s", type=float, default=3.0, metavar="S", help="before each (3 s)")
+    tac.add_argument("--poses", default=None, metavar="P1,P2…", help="only these poses' targets")
+    tac.add_argument("--json", action="store_true", help="the result as JSON, no display")
 
     tr = sub.add_parser("train", help="train a per-user model (needs the train extra)")
     tr_data = tr.add_mutually_exclusive_group(required=True)
@@ -295,6 +308,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             return _calibrate(args, out)
         if args.command == "record":
             return _record(args, out)
+
+        if args.command == "test":
+            return _tac(args, out)
         if args.command == "train":
             return _train(args, out)
         if args.command == "monitor":
@@ -479,6 +495,27 @@ def _daemon_socket(args: argparse.Namespace) -> Path:
     if not path.exists() and fallback.exists():
         path = fallback
     return path
+
+
+def _tac(args: argparse.Namespace, out: TextIO) -> int:
+    from emgd.client.status_client import StatusClient
+    from emgd.client.tac_cli import tac_main
+    from emgd.clock import SystemClock
+
+    with StatusClient(_daemon_socket(args)) as client:
+        return tac_main(
+            client,
+            SystemClock(),
+            out,
+            reps=args.reps,
+            tolerance_deg=args.tolerance_deg,
+            dwell_s=args.dwell_s,
+            limit_s=args.limit_s,
+            rest_s=args.rest_s,
+            poses=None if args.poses is None else [p.strip() for p in args.poses.split(",")],
+            json_output=args.json,
+            tty=out.isatty(),
+        )
 
 
 def _calibrate(args: argparse.Namespace, out: TextIO) -> int:

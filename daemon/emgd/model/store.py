@@ -293,6 +293,18 @@ class ModelStore:
         write_atomic(self.folder / ACTIVE_NAME, (json.dumps(pointer) + "\n").encode())
         return entry
 
+    def set_tac_test(self, version: int, result: dict[str, Any]) -> Path:
+        """Store a TAC test result in the entry of ``version`` (atomically); returns the
+        entry file. The previous result, if any, is replaced."""
+        entry = self._by_version(version)
+        path = entry.path.with_suffix(".json")
+        data = {**entry.to_dict(), "tac_test": result}
+        try:
+            write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+        except OSError as exc:
+            raise ModelError(f"{path}: TAC result not saved: {describe_os_error(exc)}") from None
+        return path
+
     def deactivate(self) -> None:
         """Remove the pointer (the daemon falls back to the shipped default)."""
         with contextlib.suppress(FileNotFoundError):

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from emgd.calibration.session import CalibrationService
     from emgd.recording.session import RecordingService
     from emgd.service.shm_ring import RingBatch
+    from emgd.service.tac_session import TacService
 
 log = logging.getLogger("emgd.runner")
 
@@ -261,6 +262,7 @@ class Daemon:
         self._record: RecordingService | None = None
         # Cues the simulated wearer (recording cues, `emgd test` targets); None on hardware.
         self._simulated_cue: Callable[[str, float], None] | None = None
+        self._tac: TacService | None = None  # its on_cue is the simulated wearer's seam
         # Pulses set by `servo.set_pulse` (finger index → µs), written instead of the angle
         # while paused; cleared on resume.
         self._servo_pulse_us: dict[int, float] = {}
@@ -321,6 +323,15 @@ class Daemon:
             apply=self._apply_calibration,
         )
         self._record = self._recording_service(contract)
+        from emgd.service.tac_session import TacService
+
+        self._tac = TacService(
+            self.state_dir,
+            self.clock,
+            submit=self.submit,
+            model=lambda: self._model,
+            on_cue=None if self._simulated_cue is None else self._cue_target,
+        )
         self._last_frame_ns = self.clock.monotonic_ns()
         self.started_ns = self.clock.monotonic_ns()
         self.state = "running"
@@ -434,10 +445,11 @@ class Daemon:
                 "reload": self._handle_reload,
                 **self._calibrate_handlers(),
                 **(self._record.handlers() if self._record is not None else {}),
+                **(self._tac.handlers() if self._tac is not None else {}),
                 "servo.set_pulse": self._handle_set_pulse,
             },
             privileged=frozenset(
-                {"pause", "resume", "reload", "calibrate.*", "record.*", "servo.*"}
+                {"pause", "resume", "reload", "calibrate.*", "record.*", "servo.*", "tac.*"}
             ),
             allowed_gid=gid,
             max_clients=self.config.status.max_clients,
@@ -624,6 +636,8 @@ class Daemon:
             self._infer_windows(batch, rec)
         self._step_without_proposal(rec)
         self._write_commanded(rec)
+        if self._tac is not None:
+            self._tac.tick(rec.t_written, self._safety.commanded_deg)
         self._record_latency(rec)
         self._update_status(rec)
         # Compute: CPU time of this thread for the whole hop (status and journal included)
@@ -786,6 +800,11 @@ class Daemon:
             self._publish_status()
         if self.hops % max(1, round(SUMMARY_EVERY_S * NS_PER_S / self._hop_ns)) == 0:
             self._log_summary()
+
+    def _cue_target(self, pose: str, effort: float | None) -> None:
+        """An `emgd test` target for the simulated wearer (a whole pose when no effort)."""
+        assert self._simulated_cue is not None
+        self._simulated_cue(pose, 1.0 if effort is None else effort)
 
     def _feed_watchdog(self, rec: HopRecord) -> None:
         """Ping the systemd watchdog when due: the loop ran its hop and is in charge of the
