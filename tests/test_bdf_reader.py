@@ -129,9 +129,9 @@ def test_a_gap_cuts_the_recordings_and_the_alignment_does_not_look_across_it(
 ) -> None:
     protocol = cued_protocol(1, gestures=("power", "pinch"))
     lost_at_s = 2.0 + 1.5  # inside the first cue's hold
-    cued = write_cued_session(tmp_path / "gap.bdf", protocol, seed=5, lose_frames=[(lost_at_s, 37)])
+    cued = write_cued_session(tmp_path / "gap.bdf", protocol, seed=5, lose_frames=[(lost_at_s, 80)])
     session = read_session(cued.path)
-    assert [(g.frames, g.onset_s) for g in session.gaps] == [(37, lost_at_s)]
+    assert [(g.frames, g.onset_s) for g in session.gaps] == [(80, lost_at_s)]
     join = round(lost_at_s * RATE_HZ)
     spans = [_span(r) for r in session.recordings]
     assert any(hi == join for _, hi in spans) and any(lo == join for lo, _ in spans)
@@ -142,6 +142,20 @@ def test_a_gap_cuts_the_recordings_and_the_alignment_does_not_look_across_it(
     power = [r for r in session.recordings if r.label_names == ("power",)]
     assert len(power) == 2 and power[0].rep == power[1].rep == 1
     assert float(np.abs(_targets(session) - cued.angles_deg).mean()) < 3.0
+
+
+def test_a_few_lost_frames_neither_cut_nor_stop_the_onset_search(tmp_path: Path) -> None:
+    """A loaded board loses a few frames every second or so: holes of milliseconds must not
+    cut the session into slivers or hide every onset (emgd record on this VM: 138 gaps in
+    85 s, and before this rule 0 of 16 onsets found)."""
+    protocol = cued_protocol(1, gestures=("power", "open"))
+    short = [(2.1, 4), (2.35, 6), (8.2, 3)]  # just after each cue, inside the onset search
+    cued = write_cued_session(tmp_path / "short.bdf", protocol, seed=5, lose_frames=short)
+    session = read_session(cued.path)
+    assert len(session.gaps) == 3
+    assert all(a.found for a in session.alignments if a.gesture != "rest")
+    joins = {round(at * RATE_HZ) for at, _ in short}
+    assert all(not (lo in joins and lo > 0) for lo, _ in (_span(r) for r in session.recordings))
 
 
 def _killed_copy(tmp_path: Path, half_record: bool) -> Path:

@@ -31,8 +31,10 @@ the EMG it caused:
    cue's effort until the cue end plus the same delay (the wearer reacts to the end cue as
    to the start), then falling linearly back to rest over the same rise time.
 
-Rest cues are not shifted. Every Recording is cut at each ``gap`` annotation (the samples
-either side are not contiguous in time), and the alignment never looks across a gap.
+Rest cues are not shifted (an explicit rest cue, as ``emgd record`` writes between
+gestures, is baseline for the next onset). Every Recording is cut at each ``gap``
+annotation longer than :data:`JOINABLE_GAP_S` (the samples either side are not contiguous
+in time), and the alignment never looks across such a gap.
 """
 
 from __future__ import annotations
@@ -82,12 +84,18 @@ MAX_DELAY_S = 1.0
 MAX_RISE_S = 1.0
 RISE_LEVEL = 0.8
 MIN_CUE_SAMPLES = 2
+#: Gaps up to this long (a few lost frames, common on a loaded board) neither cut a
+#: Recording nor stop the onset search: training and scoring join recordings into one stream
+#: anyway, and a hole of milliseconds does not move an onset. Longer gaps cut.
+JOINABLE_GAP_S = 0.05
 METHOD = (
-    f"EMG onset per cue: rectified {HIGHPASS_HZ:g} Hz high-passed envelope "
-    f"({ENVELOPE_WINDOW_S * 1e3:g} ms) above baseline median + {THRESHOLD_SD:g} SD for "
+    f"EMG onset per cue: rectified {HIGHPASS_HZ:g} Hz high-passed envelope, each channel "
+    f"scaled by its baseline level ({ENVELOPE_WINDOW_S * 1e3:g} ms), above baseline median + "
+    f"{THRESHOLD_SD:g} SD for "
     f"{HOLD_S * 1e3:g} ms within {MAX_DELAY_S:g} s of the cue; labels ramp linearly over the "
     f"rise to {RISE_LEVEL:.0%} of the held level ({PLATEAU_WINDOW_S * 1e3:g} ms envelope); "
-    "the release lags the end cue by the same delay and ramps down over the same time"
+    "the release lags the end cue by the same delay and ramps down over the same time; "
+    f"gaps up to {JOINABLE_GAP_S * 1e3:g} ms are joined, longer ones cut"
 )
 
 
@@ -418,12 +426,19 @@ def _cue_spans(
     return spans
 
 
+def _cutting_gaps(session: BdfSession) -> list[int]:
+    """Samples where a gap longer than :data:`JOINABLE_GAP_S` lies, in order."""
+    fs = session.sample_rate_hz
+    longest = JOINABLE_GAP_S * fs
+    return sorted(round(g.onset_s * fs) for g in session.gaps if g.frames > longest)
+
+
 def _cues_to_recordings(
     session: BdfSession, emg: FloatArray, parsed: list[tuple[float, Annotation]], align: bool
 ) -> None:
     path, fs, n = session.path, session.sample_rate_hz, emg.shape[0]
     spans = _cue_spans(session, parsed)
-    gap_samples = sorted(round(g.onset_s * fs) for g in session.gaps)
+    gap_samples = _cutting_gaps(session)
     segments: list[_Segment] = []
     movement_end = 0
     for start_s, end_s, (gesture, effort_text, rep) in spans:
@@ -448,7 +463,8 @@ def _cues_to_recordings(
         )
         lo = max(start + delay, segments[-1].hi if segments else 0)
         hold_end = max(lo, end + delay)
-        movement_end = hold_end + rise
+        if gesture != REST:  # an explicit rest cue is baseline for the next onset, not movement
+            movement_end = hold_end + rise
         if min(movement_end, n) - lo < MIN_CUE_SAMPLES:
             session.dropped_cues.append(f"{where}: fewer than {MIN_CUE_SAMPLES} frames in file")
             continue
@@ -532,7 +548,7 @@ def _append(
     """Add samples ``span`` = (lo, hi) as Recordings, cut at every gap inside them."""
     fs = session.sample_rate_hz
     lo, hi = span
-    gap_samples = sorted(round(g.onset_s * fs) for g in session.gaps)
+    gap_samples = _cutting_gaps(session)
     cuts = [lo, *(g for g in gap_samples if lo < g < hi), hi]
     for piece_lo, piece_hi in itertools.pairwise(cuts):
         if piece_hi - piece_lo < MIN_CUE_SAMPLES:
