@@ -165,3 +165,19 @@ def test_install_reloads_the_daemon_and_a_refusal_restores_the_active(
     code, text = cli("model", "rollback", *where(tmp_path), "--set", "adc.channels=8")
     assert code == 0 and "daemon reloaded: now running 0001-" in text
     assert running_identity(running_daemon, "0001-").startswith(f"0001-{sha_a}")
+
+
+def test_install_says_when_the_daemon_runs_another_model_than_the_one_installed(
+    running_daemon: object, models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same socket, another state directory on this side (a forgotten --set or config):
+    the daemon reloads from its own store, and install must not claim the hand runs it."""
+    elsewhere = [
+        "--set",
+        f"daemon.state_dir={str(tmp_path / 'other-state')!r}",
+        "--set",
+        f"daemon.runtime_dir={str(tmp_path / 'run')!r}",
+    ]
+    code, text = cli("model", "install", str(models["b"]), *elsewhere)
+    assert code == 10
+    assert "is not what it runs" in text and "model.path" in text

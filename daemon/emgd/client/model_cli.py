@@ -103,7 +103,17 @@ def _tell_daemon(store: ModelStore, previous: int | None, path: Path, out: TextI
         out.write(f"{exc}: it will use the active model at its next start\n")
         return 0
     model = reply.get("model", {}) if isinstance(reply, dict) else {}
-    out.write(f"daemon reloaded: now running {model.get('identity', '?')}\n")
+    identity = str(model.get("identity", "?"))
+    out.write(f"daemon reloaded: now running {identity}\n")
+    active = store.active()
+    if active is not None and not identity.endswith("@" + active.sha256[:12]):
+        # Installed and active here, yet not what the daemon runs: its config names a
+        # model.path (which wins), or it keeps its models in another state directory.
+        out.write(
+            f"but version {active.version} (sha256 {active.sha256[:12]}) is not what it runs: "
+            f"its config sets model.path, or its state directory is not {store.folder.parent}\n"
+        )
+        return 10
     return 0
 
 
