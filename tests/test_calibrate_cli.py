@@ -21,9 +21,9 @@ from emgd.client.calibrate_cli import (
 from emgd.client.status_client import RemoteError, StatusClient
 from emgd.clock import SystemClock
 from emgd.service.status_server import INVALID_PARAMS
-from tests.test_calibration_session import Wearer, live, needs_model, small_model
+from tests.test_calibration_session import Wearer, live, needs_model
 
-__all__ = ["live", "small_model"]  # module fixtures shared with the daemon-side tests
+__all__ = ["live"]  # a module fixture shared with the daemon-side tests (small_model: conftest)
 
 
 # --------------------------------------------------------------------------- text

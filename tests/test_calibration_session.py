@@ -295,23 +295,6 @@ class Wearer:
 
 
 @pytest.fixture(scope="module")
-def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from emgd.model.contract import PreprocessContract
-    from emgd.model.export import export_onnx
-    from emgd.model.network import EmgNet
-    from emgd.model.spec import ModelSpec
-
-    spec = ModelSpec(sample_rate_hz=1000.0, n_channels=8, common_length=5, mlp=(16, 8))
-    contract = PreprocessContract.for_spec(spec, FilterSpec(mains_hz=50.0))
-    cal = calibration_store.StoredCalibration(
-        offset=(0.0,) * 8, scale=(20.0,) * 8, sample_rate_hz=1000.0, source="test"
-    )
-    path = tmp_path_factory.mktemp("model") / "small.onnx"
-    export_onnx(EmgNet(spec, seed=0), spec, contract, {"calibration": cal.to_dict()}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def live(
     small_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Any, Wearer]]:

@@ -18,26 +18,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained but real network, exported with a training calibration in its card."""
-    from emgd.dsp.filters import FilterSpec
-    from emgd.model.contract import PreprocessContract
-    from emgd.model.export import export_onnx
-    from emgd.model.network import EmgNet
-    from emgd.model.spec import ModelSpec
-
-    spec = ModelSpec(sample_rate_hz=1000.0, n_channels=8, common_length=5, mlp=(16, 8))
-    net = EmgNet(spec, seed=0)
-    contract = PreprocessContract.for_spec(spec, FilterSpec(mains_hz=50.0))
-    cal = StoredCalibration(
-        offset=(0.0,) * 8, scale=(20.0,) * 8, sample_rate_hz=1000.0, source="test"
-    )
-    path = tmp_path_factory.mktemp("model") / "small.onnx"
-    export_onnx(net, spec, contract, {"calibration": cal.to_dict()}, path)
-    return path
-
-
 def daemon_config(model: Path, tmp_path: Path, *extra: str) -> Config:
     return load_config(
         env={},

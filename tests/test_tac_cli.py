@@ -15,9 +15,9 @@ from emgd.client.tac_cli import display_lines, report_table, tac_main
 from emgd.clock import SystemClock
 from emgd.model.store import sha256_of
 from emgd.poses import proportional_target_deg
-from tests.test_calibration_session import Wearer, live, needs_model, small_model
+from tests.test_calibration_session import Wearer, live, needs_model
 
-__all__ = ["live", "small_model"]  # module fixtures shared with the daemon-side tests
+__all__ = ["live"]  # a module fixture shared with the daemon-side tests (small_model: conftest)
 
 SHORT = ["--poses", "rest,open", "--limit-s", "1", "--dwell-s", "0.3", "--rest-s", "0.2"]
 

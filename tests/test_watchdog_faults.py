@@ -16,29 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgd.calibration.store import StoredCalibration
 from emgd.clock import NS_PER_S
 from emgd.config import Config, load_config
 from emgd.errors import HardwareIOError
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
-
-
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from emgd.dsp.filters import FilterSpec
-    from emgd.model.contract import PreprocessContract
-    from emgd.model.export import export_onnx
-    from emgd.model.network import EmgNet
-    from emgd.model.spec import ModelSpec
-
-    spec = ModelSpec(sample_rate_hz=1000.0, n_channels=8, common_length=5, mlp=(16, 8))
-    contract = PreprocessContract.for_spec(spec, FilterSpec(mains_hz=50.0))
-    cal = StoredCalibration(offset=(0.0,) * 8, scale=(20.0,) * 8, sample_rate_hz=1000.0)
-    path = tmp_path_factory.mktemp("model") / "small.onnx"
-    export_onnx(EmgNet(spec, seed=0), spec, contract, {"calibration": cal.to_dict()}, path)
-    return path
 
 
 @contextlib.contextmanager
