@@ -25,5 +25,6 @@ def test_no_wakeups_is_an_error() -> None:
 def test_a_short_real_floor_run_reports_its_figures() -> None:
     floor = measure_floor(1000.0, duration_s=0.3, priority=0)
     assert floor["sample_rate_hz"] == 1000.0
-    assert 250 <= floor["wakeups"] <= 300
+    # At most one wake-up per 1 ms boundary; a loaded machine skips the ones it missed.
+    assert 0 < floor["wakeups"] <= 300
     assert 0 <= floor["late_p50_us"] <= floor["late_p99_us"] <= floor["late_max_us"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ def test_runs_on_the_simulated_board_and_reports(small_model: Path, tmp_path: Pa
     daemon = Daemon(daemon_config(small_model, tmp_path), env={})
     daemon.start()
     try:
-        daemon.run(lambda: False, duration_s=2.5)
+        # Until 2.4 s of hops, not for 2.5 s of wall time: a loaded machine runs fewer hops
+        # in a fixed time, and the figures below are counts.
+        daemon.run(lambda: daemon.hops >= 120, duration_s=60.0)
         status = daemon.status()
         assert status["state"] in ("running", "fault")
         acq = status["acquisition"]
@@ -95,15 +98,23 @@ def test_an_adc_at_twice_the_model_rate_is_decimated(small_model: Path, tmp_path
     daemon = Daemon(daemon_config(small_model, tmp_path, "adc.sample_rate_hz=2000"), env={})
     daemon.start()
     try:
-        daemon.run(lambda: False, duration_s=2.5)
+        started_ns = time.monotonic_ns()
+        daemon.run(lambda: daemon.hops >= 125, duration_s=60.0)
+        elapsed_s = (time.monotonic_ns() - started_ns) / 1e9
         snap = daemon.status(since_start=True)
     finally:
         daemon.shutdown()
     # One window every 20 ms of model time (40 frames at 2 kHz), whatever the ADC rate;
     # the first is full after about 1.5 s of model-rate samples. The loop hops once per
     # window (woken by its last frame), never more often than one hop per 20 ms.
-    # Windows counted at the ADC's rate would come every 10 ms and drive the loop past 130.
-    assert 20 <= snap["latency_run_ms"]["infer"]["count"] <= daemon.hops <= 130
+    # Windows counted at the ADC's rate would come every 10 ms: twice the hops in the time
+    # (a loop that fell behind on a loaded machine catches up a few hops early).
+    infer_count = snap["latency_run_ms"]["infer"]["count"]
+    assert 20 <= infer_count <= daemon.hops <= elapsed_s / 0.020 * 1.25 + 5, (
+        infer_count,
+        daemon.hops,
+        elapsed_s,
+    )
     assert snap["hop_ms"] == pytest.approx(20.0)
     assert snap["acquisition"]["achieved_rate_hz"] == pytest.approx(2000.0, rel=0.05)
 
@@ -243,18 +254,18 @@ def test_model_precedence_config_then_installed_then_shipped(
         resolve_model_path(unset, state)
 
 
-@pytest.mark.skipif(
-    os.environ.get("EMGD_TIMING_TESTS") != "1",
-    reason="compares lost frames of two live runs: set EMGD_TIMING_TESTS=1 on an idle machine",
-)
 def test_a_flood_of_10000_unread_requests_costs_no_frames_beyond_the_machine_floor(
     small_model: Path, tmp_path: Path
 ) -> None:
     """The same daemon run twice for 3 s, quiet and with an outside process writing 10,000
     ``status`` requests to its socket without reading: the flooded run loses no more frames
-    than the quiet one plus the machine's own floor (a bare loop at the same rate and
-    priority, measured after them), and its end-to-end
-    p99 stays within noise of the quiet run's."""
+    than the quiet one plus the machine's own floor (a bare loop at the same rate, measured
+    after them), and its end-to-end p99 stays within noise of the quiet run's.
+
+    Two live runs on a shared two-core machine differ by chance: a pair that misses is run
+    again, up to three pairs, and every miss is shown if all three do. A flood that costs
+    the loop (as the GIL held by a preempted status thread did) misses in every pair.
+    """
     import json
     import subprocess
     import sys
@@ -263,6 +274,7 @@ def test_a_flood_of_10000_unread_requests_costs_no_frames_beyond_the_machine_flo
     from emgd.service.runner import Daemon
 
     def one_run(name: str, flood: bool) -> tuple[int, float, dict[str, Any], str]:
+        (tmp_path / name).mkdir()
         daemon = Daemon(daemon_config(small_model, tmp_path / name), env={})
         daemon.start()
         flooder = None
@@ -285,16 +297,23 @@ def test_a_flood_of_10000_unread_requests_costs_no_frames_beyond_the_machine_flo
         p99 = float(status["latency_run_ms"]["end_to_end"]["p99"])
         return lost, p99, dict(status["socket"]), out
 
-    (tmp_path / "quiet").mkdir()
-    (tmp_path / "flood").mkdir()
-    quiet_lost, quiet_p99, _, _ = one_run("quiet", flood=False)
-    flood_lost, flood_p99, sock, out = one_run("flood", flood=True)
-    floor = measure_floor(1000, duration_s=3.0, priority=0)
-    sent = json.loads(out)
-    assert sent["requests_sent"] == 10_000
-    assert sock["rate_limited"] >= 1  # it was cut off, not served
-    assert flood_lost <= quiet_lost + floor["later_than_a_period"], (quiet_lost, flood_lost, floor)
-    assert flood_p99 <= 1.5 * quiet_p99 + 1.0, (quiet_p99, flood_p99)
+    misses = []
+    for attempt in range(3):
+        quiet_lost, quiet_p99, _, _ = one_run(f"quiet{attempt}", flood=False)
+        flood_lost, flood_p99, sock, out = one_run(f"flood{attempt}", flood=True)
+        floor = measure_floor(1000, duration_s=3.0, priority=0)
+        sent = json.loads(out)
+        assert sent["requests_sent"] == 10_000
+        assert sock["rate_limited"] >= 1  # it was cut off, not served
+        frames_ok = flood_lost <= quiet_lost + floor["later_than_a_period"]
+        latency_ok = flood_p99 <= 1.5 * quiet_p99 + 1.0
+        if frames_ok and latency_ok:
+            return
+        misses.append(
+            f"lost quiet/flood/floor {quiet_lost}/{flood_lost}/{floor['later_than_a_period']}, "
+            f"p99 quiet/flood {quiet_p99:.2f}/{flood_p99:.2f} ms"
+        )
+    pytest.fail("the flood cost the loop in three pairs: " + "; ".join(misses))
 
 
 def test_a_recording_cues_the_simulated_wearer_and_its_gestures_stand_out(

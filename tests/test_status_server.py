@@ -901,3 +901,23 @@ def test_the_server_threads_cpu_per_second_stays_within_its_budget(sock_path: Pa
         assert counters.cpu_peak_ms_per_s < 40.0 * 1.5
         for conn in conns:
             conn.close()
+
+
+def test_the_server_thread_runs_at_the_fifo_priority_it_is_given(sock_path: Path) -> None:
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(5))
+    except PermissionError:
+        pytest.skip("SCHED_FIFO not permitted here")
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    with StatusServer(sock_path, {"echo": echo}, fifo_priority=7) as srv:
+        conn = Conn(sock_path)
+        conn.send(b'{"id":1,"method":"echo"}\n')
+        assert json.loads(conn.line())["id"] == 1  # the thread has applied its policy
+        thread = srv._thread
+        assert thread is not None and thread.native_id is not None
+        assert os.sched_getscheduler(thread.native_id) == os.SCHED_FIFO
+        assert os.sched_getparam(thread.native_id).sched_priority == 7
+        conn.close()
+    # The caller's own policy is untouched: only the server thread changed.
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -142,8 +142,9 @@ def resolve_state_dir(config: Config, env: Mapping[str, str] | None = None) -> P
 def loop_scheduling(fifo_priority: int) -> Iterator[None]:
     """Run the calling thread at SCHED_FIFO ``fifo_priority`` (0: leave it), then restore.
 
-    Other threads of the process (the status server's) keep the normal policy, so a flood
-    of clients cannot take the CPU from the loop or the acquisition process.
+    The status server's thread runs one priority below (StatusServer._apply_scheduling)
+    within its CPU budget, so a flood of clients cannot take the CPU from the loop or the
+    acquisition process, nor keep the GIL from the loop.
     """
     if not fifo_priority or not hasattr(os, "sched_setscheduler"):
         yield
@@ -455,6 +456,7 @@ class Daemon:
             max_clients=self.config.status.max_clients,
             limits=status_limits(self.config.status),
             clock=self.clock,
+            fifo_priority=max(0, self.config.daemon.loop_priority - 1),
         )
         self._server.start()
         self.socket_path = runtime_dir / SOCKET_NAME
