@@ -67,3 +67,4 @@ def test_the_recorder_keeps_recent_hops_and_the_whole_run() -> None:
     run = rec.run_summary()["infer"]
     assert run["max"] == 9.0 and run["count"] == 2 * RECENT_HOPS
     assert "filter" not in rec.summary() and "filter" not in rec.run_summary()
+    assert rec.count("infer") == 2 * RECENT_HOPS and rec.count("filter") == 0

@@ -112,6 +112,10 @@ class LatencyRecorder:
         self._added[stage] = n + 1
         self._run[stage].add(duration_ns)
 
+    def count(self, stage: str) -> int:
+        """How many durations of ``stage`` were added since start."""
+        return self._added[stage]
+
     def summary(self) -> dict[str, dict[str, float]]:
         """Recent hops: ``{stage: {"p50", "p99", "max"}}`` in ms (stages seen so far)."""
         out: dict[str, dict[str, float]] = {}
