@@ -15,12 +15,12 @@ import pytest
 
 from emgd.calibration import store as calibration_store
 from emgd.calibration.session import (
-    CLIENT_TIMEOUT_S,
     SETTLE_S,
     CalibrationService,
     CalibrationSession,
 )
 from emgd.clock import FakeClock
+from emgd.command_ledger import CLIENT_TIMEOUT_S
 from emgd.dsp.filters import FilterSpec
 from emgd.dsp.normalise import Normaliser
 from emgd.errors import InvalidParams, ModelError

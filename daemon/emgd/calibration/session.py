@@ -28,7 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from emgd.calibration import store as calibration_store
-from emgd.clock import NS_PER_S, Clock
+from emgd.clock import Clock
+from emgd.command_ledger import CLIENT_TIMEOUT_S, CommandLedger
 from emgd.dsp.filters import FilterSpec, StreamingFilter
 from emgd.dsp.normalise import (
     DEFAULT_EFFORT_PERCENTILE,
@@ -38,13 +39,11 @@ from emgd.dsp.normalise import (
     moving_rms,
     railed_mask_from_bits,
 )
-from emgd.errors import CalibrationError, EmgdError, InvalidParams
+from emgd.errors import CalibrationError, InvalidParams
 
 FloatArray = npt.NDArray[np.float64]
 
 # --- Session limits and timings -------------------------------------------------------
-#: A session whose client has not called any ``calibrate.*`` method for this long ends.
-CLIENT_TIMEOUT_S = 30.0
 #: Longest single recording.
 MAX_PHASE_S = 120.0
 #: Shortest single recording (one envelope window of the calibration maths).
@@ -54,8 +53,6 @@ MIN_PHASE_S = DEFAULT_ENVELOPE_S
 SETTLE_S = 0.3
 #: Live RMS shown by ``calibrate.progress`` covers at least this much of the newest signal.
 LIVE_RMS_S = 0.1
-#: Command outcomes kept for ``calibrate.progress`` (older sequence numbers are forgotten).
-OUTCOMES_KEPT = 64
 REST_PHASE = "rest"
 #: Phase names: lower-case words (the client's gesture names, e.g. the poses of emgd.poses).
 PHASE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -320,12 +317,9 @@ class CalibrationService:
         self._apply = apply
         self.client_timeout_s = client_timeout_s
         self._session: CalibrationSession | None = None
-        self._last_contact_ns = 0
+        self._commands = CommandLedger(submit, clock, self._publish)
         self._session_number = 0
-        self._applied_seq = 0
-        self._outcomes: dict[int, str | None] = {}
         self._result: dict[str, Any] | None = None
-        self._next_seq = 0  # server thread only
         self.snapshot: Mapping[str, Any] = {}
         self._publish()
 
@@ -345,7 +339,7 @@ class CalibrationService:
         """End a session whose client went away (loop thread, every hop)."""
         if self._session is None:
             return
-        silent_s = (now_ns - self._last_contact_ns) / NS_PER_S
+        silent_s = self._commands.silent_s(now_ns)
         if silent_s > self.client_timeout_s:
             self._finish_session(
                 {
@@ -359,19 +353,6 @@ class CalibrationService:
         """End the session without resuming (the daemon is resuming already)."""
         if self._session is not None:
             self._finish_session({"outcome": "cancelled", "reason": reason}, release=False)
-
-    def _run(self, seq: int, action: Callable[[], None]) -> None:
-        self._last_contact_ns = self._clock.monotonic_ns()
-        error: str | None = None
-        try:
-            action()
-        except EmgdError as exc:
-            error = str(exc)
-        self._outcomes[seq] = error
-        while len(self._outcomes) > OUTCOMES_KEPT:
-            del self._outcomes[min(self._outcomes)]
-        self._applied_seq = max(self._applied_seq, seq)
-        self._publish()
 
     def _start(self) -> None:
         if self._session is not None:
@@ -454,8 +435,7 @@ class CalibrationService:
         self.snapshot = {
             "active": s is not None,
             "session": self._session_number,
-            "applied_seq": self._applied_seq,
-            "outcomes": {str(k): v for k, v in self._outcomes.items()},
+            **self._commands.fields(),
             "phase": None if s is None else s.phase,
             "recording": s is not None and s.recording,
             "settled": s is not None and s.settled,
@@ -469,18 +449,12 @@ class CalibrationService:
     def handlers(self) -> dict[str, Handler]:
         """The ``calibrate.*`` socket handlers (run in the status server thread)."""
         return {
-            "calibrate.start": lambda params, peer: self._queue(self._start),
+            "calibrate.start": lambda params, peer: self._commands.queue(self._start),
             "calibrate.record": self._handle_record,
             "calibrate.progress": self._handle_progress,
-            "calibrate.finish": lambda params, peer: self._queue(self._finish),
-            "calibrate.cancel": lambda params, peer: self._queue(self._cancel),
+            "calibrate.finish": lambda params, peer: self._commands.queue(self._finish),
+            "calibrate.cancel": lambda params, peer: self._commands.queue(self._cancel),
         }
-
-    def _queue(self, action: Callable[[], None]) -> dict[str, int]:
-        self._next_seq += 1
-        seq = self._next_seq
-        self._submit(lambda: self._run(seq, action))
-        return {"seq": seq}
 
     def _handle_record(self, params: dict[str, Any], peer: object) -> dict[str, int]:
         phase = params.get("phase")
@@ -498,14 +472,9 @@ class CalibrationService:
             raise InvalidParams(
                 f"calibrate.record seconds {seconds!r}: expected {MIN_PHASE_S:g}-{MAX_PHASE_S:g}"
             )
-        return self._queue(lambda: self._record(phase, float(seconds)))
+        return self._commands.queue(lambda: self._record(phase, float(seconds)))
 
     def _handle_progress(self, params: dict[str, Any], peer: object) -> Mapping[str, Any]:
         snapshot = self.snapshot
-        if snapshot.get("active"):
-            # Polling is the client's heartbeat: the loop notes the contact time.
-            self._submit(self._touch)
+        self._commands.poll(bool(snapshot.get("active")))  # polling is the heartbeat
         return snapshot
-
-    def _touch(self) -> None:
-        self._last_contact_ns = self._clock.monotonic_ns()

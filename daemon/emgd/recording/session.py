@@ -29,24 +29,20 @@ import numpy as np
 import numpy.typing as npt
 
 from emgd.clock import NS_PER_S, Clock
+from emgd.command_ledger import CLIENT_TIMEOUT_S, CommandLedger
 from emgd.data.bdf_annotations import KIND_CUE, MARKER_END, MARKER_START, format_annotation
 from emgd.data.bdf_writer import BdfSessionWriter, SessionHeader
 from emgd.dsp.filters import FilterSpec
-from emgd.errors import EmgdError, InvalidParams, RecordingError
+from emgd.errors import InvalidParams, RecordingError
 from emgd.recording import protocol as protocol_mod
 from emgd.recording.header import session_header
 from emgd.recording.protocol import Cue, Protocol
 from emgd.recording.summary import SessionTally
 from emgd.recording.writer_thread import ThreadedWriter
 
-#: A session whose client has not called any ``record.*`` method for this long stops
-#: (the file so far is kept and closed).
-CLIENT_TIMEOUT_S = 30.0
 #: Frames of a cue's first this many seconds count for no label in the summary: the
 #: wearer is still moving from the previous cue (they are recorded all the same).
 TRANSITION_S = 0.5
-#: Command outcomes kept for ``record.progress``.
-OUTCOMES_KEPT = 64
 RECORDINGS_DIR = "recordings"
 FILE_SUFFIX = ".bdf"
 PARTICIPANT_RULE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -352,12 +348,9 @@ class RecordingService:
         self.client_timeout_s = client_timeout_s
         self._session: RecordingSession | None = None
         self._closing: list[tuple[RecordingSession, str, str | None]] = []
-        self._last_contact_ns = 0
+        self._commands = CommandLedger(submit, clock, self._publish)
         self._session_number = 0
-        self._applied_seq = 0
-        self._outcomes: dict[int, str | None] = {}
         self._result: dict[str, Any] | None = None
-        self._next_seq = 0  # server thread only
         self.snapshot: Mapping[str, Any] = {}
         self._publish()
 
@@ -395,7 +388,7 @@ class RecordingService:
         s = self._session
         if s is not None:
             over = s.advance(now_ns)
-            silent_s = (now_ns - self._last_contact_ns) / NS_PER_S
+            silent_s = self._commands.silent_s(now_ns)
             if s.writer.error is not None:
                 self._stop("failed", str(s.writer.error), release=True)
             elif over:
@@ -445,19 +438,6 @@ class RecordingService:
             self._result = result
         self._closing = still
 
-    def _run(self, seq: int, action: Callable[[], None]) -> None:
-        self._last_contact_ns = self._clock.monotonic_ns()
-        error: str | None = None
-        try:
-            action()
-        except EmgdError as exc:
-            error = str(exc)
-        self._outcomes[seq] = error
-        while len(self._outcomes) > OUTCOMES_KEPT:
-            del self._outcomes[min(self._outcomes)]
-        self._applied_seq = max(self._applied_seq, seq)
-        self._publish()
-
     def _start(self, protocol: Protocol, writer: BdfSessionWriter) -> None:
         why = "a recording is running" if self.active else self._busy()
         if why is not None:
@@ -489,8 +469,7 @@ class RecordingService:
             "active": self.active,
             "recording": s is not None,
             "session": self._session_number,
-            "applied_seq": self._applied_seq,
-            "outcomes": {str(k): v for k, v in self._outcomes.items()},
+            **self._commands.fields(),
             "path": None if shown is None else str(shown.writer.writer.path),
             "progress": None if shown is None else shown.progress(),
             "result": self._result,
@@ -502,14 +481,8 @@ class RecordingService:
         return {
             "record.start": self._handle_start,
             "record.progress": self._handle_progress,
-            "record.stop": lambda params, peer: self._queue(self._stop_command),
+            "record.stop": lambda params, peer: self._commands.queue(self._stop_command),
         }
-
-    def _queue(self, action: Callable[[], None]) -> dict[str, Any]:
-        self._next_seq += 1
-        seq = self._next_seq
-        self._submit(lambda: self._run(seq, action))
-        return {"seq": seq}
 
     def _handle_start(self, params: dict[str, Any], peer: object) -> dict[str, Any]:
         """``record.start {"protocol"?, "path"?, "participant"?}``: check, create the file,
@@ -530,7 +503,7 @@ class RecordingService:
         path = self._path(params.get("path"), start)
         header = session_header(self._header, protocol, start, participant)
         writer = self._make_writer(path, header)
-        reply = self._queue(lambda: self._start(protocol, writer))
+        reply = self._commands.queue(lambda: self._start(protocol, writer))
         return {**reply, "path": str(path), "total_s": protocol.total_s}
 
     def _path(self, given: object, start: dt.datetime) -> Path:
@@ -559,9 +532,5 @@ class RecordingService:
 
     def _handle_progress(self, params: dict[str, Any], peer: object) -> Mapping[str, Any]:
         snapshot = self.snapshot
-        if snapshot.get("active"):
-            self._submit(self._touch)  # polling is the client's heartbeat
+        self._commands.poll(bool(snapshot.get("active")))  # polling is the heartbeat
         return snapshot
-
-    def _touch(self) -> None:
-        self._last_contact_ns = self._clock.monotonic_ns()

@@ -29,7 +29,8 @@ import numpy.typing as npt
 
 from emgd.atomic_file import write_atomic
 from emgd.clock import NS_PER_S, Clock
-from emgd.errors import EmgdError, InvalidParams, ModelError
+from emgd.command_ledger import CLIENT_TIMEOUT_S, CommandLedger
+from emgd.errors import InvalidParams, ModelError
 from emgd.model.spec import HEAD_POSE_MIXTURE, ModelSpec
 from emgd.model.store import ModelStore, sha256_of
 from emgd.offline.tac import TacParams, TargetResult, score_target, summarise
@@ -40,8 +41,6 @@ Handler = Callable[[dict[str, Any], object], object]
 #: ``on_cue(pose, effort)``: what the wearer is asked to do from now on.
 CueCallback = Callable[[str, float | None], None]
 
-CLIENT_TIMEOUT_S = 30.0
-OUTCOMES_KEPT = 64
 DEFAULT_REST_S = 3.0
 MAX_REPS = 20
 MAX_REST_S = 60.0
@@ -305,12 +304,9 @@ class TacService:
         self.client_timeout_s = client_timeout_s
         self._run: TacRun | None = None
         self._model_identity = ""
-        self._last_contact_ns = 0
+        self._commands = CommandLedger(submit, clock, self._publish)
         self._session_number = 0
-        self._applied_seq = 0
-        self._outcomes: dict[int, str | None] = {}
         self._result: dict[str, Any] | None = None
-        self._next_seq = 0  # server thread only
         self.snapshot: Mapping[str, Any] = {}
         self._publish()
 
@@ -327,7 +323,7 @@ class TacService:
         if self._model().identity != self._model_identity:
             self._end(run, "the daemon's model changed during the test")
             return
-        silent_s = (now_ns - self._last_contact_ns) / NS_PER_S
+        silent_s = self._commands.silent_s(now_ns)
         if silent_s > self.client_timeout_s:
             self._end(run, f"no word from the client for {silent_s:.0f} s")
             return
@@ -352,19 +348,6 @@ class TacService:
     def _finish(self, result: dict[str, Any]) -> None:
         self._run = None
         self._result = result
-        self._publish()
-
-    def _run_command(self, seq: int, action: Callable[[], None]) -> None:
-        self._last_contact_ns = self._clock.monotonic_ns()
-        error: str | None = None
-        try:
-            action()
-        except EmgdError as exc:
-            error = str(exc)
-        self._outcomes[seq] = error
-        while len(self._outcomes) > OUTCOMES_KEPT:
-            del self._outcomes[min(self._outcomes)]
-        self._applied_seq = max(self._applied_seq, seq)
         self._publish()
 
     def _start(
@@ -393,8 +376,7 @@ class TacService:
         self.snapshot = {
             "active": run is not None,
             "session": self._session_number,
-            "applied_seq": self._applied_seq,
-            "outcomes": {str(k): v for k, v in self._outcomes.items()},
+            **self._commands.fields(),
             "tolerance_deg": None if run is None else run.params.tolerance_deg,
             "progress": None if run is None else run.progress(now),
             "done": [] if run is None else [r.to_dict() for r in run.results],
@@ -407,14 +389,8 @@ class TacService:
         return {
             "tac.start": self._handle_start,
             "tac.progress": self._handle_progress,
-            "tac.stop": lambda params, peer: self._queue(self._stop),
+            "tac.stop": lambda params, peer: self._commands.queue(self._stop),
         }
-
-    def _queue(self, action: Callable[[], None]) -> dict[str, int]:
-        self._next_seq += 1
-        seq = self._next_seq
-        self._submit(lambda: self._run_command(seq, action))
-        return {"seq": seq}
 
     def _handle_start(self, params: dict[str, Any], peer: object) -> dict[str, int]:
         reps = params.get("reps", 1)
@@ -433,13 +409,9 @@ class TacService:
             raise InvalidParams(
                 f"tac.start poses {only!r}: expected a list of {', '.join(POSE_NAMES)}"
             )
-        return self._queue(lambda: self._start(reps, tac, rest_s, only))
+        return self._commands.queue(lambda: self._start(reps, tac, rest_s, only))
 
     def _handle_progress(self, params: dict[str, Any], peer: object) -> Mapping[str, Any]:
         snapshot = self.snapshot
-        if snapshot.get("active"):
-            self._submit(self._touch)  # polling is the client's heartbeat
+        self._commands.poll(bool(snapshot.get("active")))  # polling is the heartbeat
         return snapshot
-
-    def _touch(self) -> None:
-        self._last_contact_ns = self._clock.monotonic_ns()
