@@ -90,9 +90,11 @@ class SampleClock:
         if n == 0:
             return np.zeros(0)
         stamps = self._fitted(index, drdy_ns) if self.dejitter else drdy_ns.astype(np.float64)
-        # Never backwards: a refit may move the line by a fraction of the jitter.
+        # Strictly increasing (by >= 1 ns), across batches too: a refit may move the line
+        # by a fraction of the jitter, and raw edges may come out of order by as much.
         floor = -np.inf if self._last_stamp_ns is None else self._last_stamp_ns
-        stamps = np.maximum.accumulate(np.maximum(stamps, floor + 1.0))
+        step = np.arange(1, n + 1, dtype=np.float64)
+        stamps = np.maximum.accumulate(np.maximum(stamps - step, floor)) + step
         self._last_stamp_ns = float(stamps[-1])
         self._last_index = int(index[-1])
         return stamps
