@@ -217,3 +217,56 @@ def test_a_stalled_consumer_leaves_the_hop_time_alone_and_its_drops_are_counted(
     # ...and `emgd status` shows them.
     assert on["lsl"]["dropped_chunks"] > 0
     assert off["lsl"] is None
+
+
+def test_the_daemon_publishes_every_frame_the_hop_angles_and_markers_of_a_recording(
+    small_model: Path, tmp_path: Path
+) -> None:
+    import time
+
+    from emgd.service.runner import Daemon
+
+    outlets: dict[str, Collecting] = {}
+
+    def collecting(spec: StreamSpec) -> Collecting:
+        outlets[spec.key] = Collecting()
+        return outlets[spec.key]
+
+    cfg = daemon_config(small_model, tmp_path, "lsl.enabled=true", "simulation.wearer='rest'")
+    daemon = Daemon(cfg, env={}, lsl_outlets=collecting)
+    daemon.start()
+    assert daemon._record is not None
+    stop = threading.Event()
+    loop = threading.Thread(target=daemon.run, args=(stop.is_set,))
+    loop.start()
+    handlers = daemon._record.handlers()
+    protocol = {"gestures": ["power"], "reps": 1, "hold_s": 0.5, "rest_s": 0.5, "lead_in_s": 1.0}
+    try:
+        handlers["record.start"]({"protocol": protocol}, None)
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:
+            snap: Any = handlers["record.progress"]({}, None)
+            if not snap.get("active") and snap.get("result"):
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        loop.join()
+        frames, hops = daemon._frames, daemon.hops
+        daemon.shutdown()
+    markers = [row[0] for row in outlets["markers"].rows]
+    assert markers[0] == "start emgd 0.1.0" and markers[-1] == "stop"
+    # A recording holds the hand (from its first hop here), cues rest, power, rest, and
+    # hands it back when it ends.
+    hold = next(i for i, m in enumerate(markers) if m.startswith("state hold"))
+    power = markers.index("cue record power effort 1.00")
+    assert markers.index("cue record rest effort 0.00") < power
+    assert hold < power < markers.index("state running (was hold)")
+    assert len(outlets["emg"].rows) == frames  # every frame the loop read, none twice
+    emg_stamps = np.array(outlets["emg"].stamps)
+    assert np.all(np.diff(emg_stamps) > 0)
+    assert np.median(np.diff(emg_stamps)) == pytest.approx(1e-3, rel=1e-3)
+    assert len(outlets["angles"].rows) == hops
+    assert all(len(row) == 10 for row in outlets["angles"].rows)
+    # Both are on one clock: the last angles come after the last EMG sample they reflect.
+    assert 0 < outlets["angles"].stamps[-1] - emg_stamps[-1] < 0.1
