@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ def test_frames_are_stamped_by_their_sample_clock_on_lsls_clock() -> None:
     emg = np.array([[1.5, -2.0]] * 4, dtype=np.float32)
     b.on_frames(index, drdy, emg)
     b.on_frames(index[:0], drdy[:0], emg[:0])  # nothing new: nothing pushed
+    time.sleep(0.1)
+    assert out["emg"].rows == []  # queued mid-hop; the publisher sleeps until the hop ends
+    b.on_hop(7_020_000_000, [0.0] * 5, [0.0] * 5, "running", [])
     out["emg"].wait(4)
     b.close()
     assert out["emg"].stamps == pytest.approx([107.010, 107.011, 107.012, 107.015], abs=1e-9)
@@ -103,6 +107,7 @@ def test_cues_are_marked_when_the_pose_or_the_effort_step_changes() -> None:
     b.cue("record", 1_040_000_000, "power", 0.41)
     b.cue("record", 1_060_000_000, "rest", 0.41)
     b.cue("test", 1_080_000_000, "pinch", None)
+    b.publisher.wake()
     out["markers"].wait(4)
     b.close()
     assert [r[0] for r in out["markers"].rows] == [
@@ -222,8 +227,6 @@ def test_a_stalled_consumer_leaves_the_hop_time_alone_and_its_drops_are_counted(
 def test_the_daemon_publishes_every_frame_the_hop_angles_and_markers_of_a_recording(
     small_model: Path, tmp_path: Path
 ) -> None:
-    import time
-
     from emgd.service.runner import Daemon
 
     outlets: dict[str, Collecting] = {}

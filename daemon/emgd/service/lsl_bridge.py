@@ -91,7 +91,8 @@ class LslBridge:
         if index.shape[0] == 0:
             return
         stamps = self.clock_map.to_lsl_s(self.sample_clock.stamps_ns(index, drdy_ns))
-        self.publisher.offer(Chunk(EMG_STREAM, np.array(emg_uv, dtype=np.float32), stamps))
+        chunk = Chunk(EMG_STREAM, np.array(emg_uv, dtype=np.float32), stamps)
+        self.publisher.offer(chunk, wake=False)  # on_hop wakes the publisher
 
     def on_hop(
         self,
@@ -102,14 +103,15 @@ class LslBridge:
         faults: Iterable[str],
     ) -> None:
         """Queue the hop's angles (stamped ``t_ns``, the servo write) and any state or
-        fault change as markers."""
+        fault change as markers, then wake the publisher: the loop calls this after the
+        servo write, so the publisher's pushes fall in the loop's idle time."""
         row = np.concatenate(
             [np.asarray(commanded_deg, np.float32), np.asarray(model_deg, np.float32)]
         )
         if row.shape != (self._n_angles,):
             raise ValueError(f"LSL angles: {row.shape[0]} values, the outlet has {self._n_angles}")
         stamp = np.array([self.clock_map.scalar_to_lsl_s(t_ns)])
-        self.publisher.offer(Chunk(ANGLES_STREAM, row[np.newaxis, :], stamp))
+        self.publisher.offer(Chunk(ANGLES_STREAM, row[np.newaxis, :], stamp), wake=False)
         texts = []
         if state != self._state:
             texts.append(
@@ -121,7 +123,8 @@ class LslBridge:
         texts += [f"fault cleared {name}" for name in sorted(self._faults - now)]
         self._faults = now
         for text in texts:
-            self.marker(t_ns, text)
+            self.marker(t_ns, text, wake=False)
+        self.publisher.wake()
 
     def cue(self, source: str, t_ns: int, pose: str, effort: float | None) -> None:
         """A cue of ``source`` (record, test): marked when the pose changes or the effort
@@ -132,12 +135,12 @@ class LslBridge:
             return
         self._cued[source] = (pose, level)
         text = f"cue {source} {pose}" + ("" if effort is None else f" effort {level:.2f}")
-        self.marker(t_ns, text)
+        self.marker(t_ns, text, wake=False)  # cues come mid-hop: on_hop wakes
 
-    def marker(self, t_ns: int, text: str) -> None:
+    def marker(self, t_ns: int, text: str, *, wake: bool = True) -> None:
         """Queue one marker stamped ``t_ns`` (monotonic ns)."""
         stamp = np.array([self.clock_map.scalar_to_lsl_s(t_ns)])
-        self.publisher.offer(Chunk(MARKERS_STREAM, [[text]], stamp))
+        self.publisher.offer(Chunk(MARKERS_STREAM, [[text]], stamp), wake=wake)
 
     # ------------------------------------------------------------------ status, end
     def status(self) -> dict[str, Any]:

@@ -96,8 +96,13 @@ class ChunkPublisher:
         """Start the publisher thread."""
         self._thread.start()
 
-    def offer(self, chunk: Chunk) -> bool:
-        """Queue ``chunk`` without waiting; False when the oldest had to be dropped for it."""
+    def offer(self, chunk: Chunk, *, wake: bool = True) -> bool:
+        """Queue ``chunk`` without waiting; False when the oldest had to be dropped for it.
+
+        ``wake=False`` leaves the publisher asleep until a later offer or :meth:`wake`: the
+        loop queues during its hop and wakes the thread once its servos are written, so
+        the thread's turn with the GIL falls in the loop's idle time.
+        """
         if chunk.stream not in self._outlets:
             raise KeyError(f"LSL queue: no outlet named {chunk.stream!r}")
         with self._cond:
@@ -110,8 +115,14 @@ class ChunkPublisher:
                 by_stream[old.stream] = by_stream.get(old.stream, 0) + 1
                 room = False
             self._queue.append(chunk)
-            self._cond.notify()
+            if wake:
+                self._cond.notify()
         return room
+
+    def wake(self) -> None:
+        """Let the publisher push what is queued."""
+        with self._cond:
+            self._cond.notify()
 
     def counters(self) -> dict[str, Any]:
         """Counters and the queue's length, as plain values (any thread)."""

@@ -19,7 +19,6 @@ This module imports no LSL library and owns no thread: the caller passes the clo
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -57,7 +56,10 @@ class SampleClock:
             raise ValueError(f"sample clock: rate {sample_rate_hz!r} Hz must be positive")
         self.nominal_period_ns = NS_PER_S / sample_rate_hz
         self.dejitter = dejitter
-        self._points: deque[tuple[float, float]] = deque(maxlen=FIT_BATCHES)
+        # Batch mean points (index, ns, relative to _ref), a ring of FIT_BATCHES.
+        self._points = np.zeros((FIT_BATCHES, 2))
+        self._n_points = 0
+        self._next_point = 0
         self._ref: tuple[int, int] | None = None  # (index, ns) the points are relative to
         self._period_ns = self.nominal_period_ns
         self._offset_ns = 0.0  # line value at the reference index, relative to its ns
@@ -106,12 +108,14 @@ class SampleClock:
             if self._ref is not None:
                 self.resets += 1
             self._ref = (int(index[0]), int(drdy_ns[0]))
-            self._points.clear()
+            self._n_points = self._next_point = 0
             self._period_ns = self.nominal_period_ns
         i_ref, t_ref = self._ref
         rel_i = (index - i_ref).astype(np.float64)
         rel_t = (drdy_ns - t_ref).astype(np.float64)
-        self._points.append((float(rel_i.mean()), float(rel_t.mean())))
+        self._points[self._next_point] = (rel_i.mean(), rel_t.mean())
+        self._next_point = (self._next_point + 1) % FIT_BATCHES
+        self._n_points = min(self._n_points + 1, FIT_BATCHES)
         self._refit()
         return t_ref + self._offset_ns + rel_i * self._period_ns
 
@@ -124,13 +128,13 @@ class SampleClock:
         return bool(np.max(np.abs(drdy_ns - predicted)) > RESET_AFTER_S * NS_PER_S)
 
     def _refit(self) -> None:
-        pts = np.array(self._points)
+        pts = self._points[: self._n_points]
         x, y = pts[:, 0], pts[:, 1]
-        span_ns = (x[-1] - x[0]) * self.nominal_period_ns
+        span_ns = (x.max() - x.min()) * self.nominal_period_ns
         period = self.nominal_period_ns
-        if len(pts) >= 2 and span_ns >= MIN_FIT_SPAN_S * NS_PER_S:
-            xm = x.mean()
-            slope = float(np.sum((x - xm) * (y - y.mean())) / np.sum((x - xm) ** 2))
+        if self._n_points >= 2 and span_ns >= MIN_FIT_SPAN_S * NS_PER_S:
+            dx = x - x.mean()
+            slope = float(dx @ (y - y.mean()) / (dx @ dx))
             if abs(slope / self.nominal_period_ns - 1.0) <= MAX_PERIOD_ERROR:
                 period = slope
         self._period_ns = period
