@@ -75,7 +75,16 @@ def test_table_rows_of_the_example() -> None:
     assert "finger          command°    model°   intent°     hand°" in lines
     assert "  thumb             12.0      11.8      10.0      12.1" in lines
     assert "  little            30.0      29.5      31.0      30.2" in lines
+    assert lines[-2] == "lsl           3 outlets   pushed 372528   queued 2   dropped 0   failed 0"
     assert lines[-1] == "socket        clients 1   requests 532   errors 0   dropped 0"
+
+
+def test_lsl_row_says_off_and_is_absent_for_older_daemons() -> None:
+    snap = example_snapshot()
+    snap["lsl"] = None
+    assert "lsl           off" in render_status(snap).splitlines()
+    del snap["lsl"]
+    assert not any(line.startswith("lsl ") for line in render_status(snap).splitlines())
 
 
 def test_missing_optional_fields_render_as_dash() -> None:

@@ -274,6 +274,19 @@ class StatusConfig:
 
 
 @dataclass(frozen=True)
+class LslConfig:
+    enabled: bool = option(False, "publish EMG, angles and markers on Lab Streaming Layer")
+    name: str = option("emgd", "stream name prefix ('<name> EMG', '<name> angles', ...)")
+    source_id: str = option("", "source_id prefix; empty = derived from the board and machine")
+    queue_chunks: int = option(
+        256, "chunks the loop may hand the publisher ahead of it", min_value=4, max_value=65536
+    )
+    dejitter: bool = option(
+        True, "stamp frames by a line through their DRDY times (false: each frame's own)"
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     adc: AdcConfig = section(AdcConfig, "EMG acquisition")
     servo: ServoConfig = section(ServoConfig, "PCA9685 servo board")
@@ -282,6 +295,7 @@ class Config:
     daemon: DaemonConfig = section(DaemonConfig, "paths, permissions, scheduling")
     status: StatusConfig = section(StatusConfig, "limits of the status socket")
     simulation: SimulationConfig = section(SimulationConfig, "the simulated board")
+    lsl: LslConfig = section(LslConfig, "Lab Streaming Layer outlets (pip install 'emgd[lsl]')")
     #: Where the values came from (for messages); not an option.
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
 

@@ -43,6 +43,13 @@ ACQUISITION_COUNTERS = ("lost", "stale", "railed", "invalid", "timeouts", "overr
 ANGLE_SOURCES = (("commanded", "command°"), ("model", "model°"), ("intent", "intent°"))
 HAND_SOURCE = ("hand", "hand°")
 SOCKET_COUNTERS = ("clients", "requests", "errors", "dropped")
+#: LSL publisher counters shown: (title, snapshot key under ``lsl``).
+LSL_COUNTERS = (
+    ("pushed", "pushed_chunks"),
+    ("queued", "queued_chunks"),
+    ("dropped", "dropped_chunks"),
+    ("failed", "failed_chunks"),
+)
 
 
 def example_snapshot() -> dict[str, Any]:
@@ -97,6 +104,31 @@ def example_snapshot() -> dict[str, Any]:
             "hand": [12.1, 40.2, 38.1, 35.0, 30.2],
         },
         "socket": {"clients": 1, "requests": 532, "errors": 0, "dropped": 0},
+        "lsl": {
+            "streams": {
+                "emg": {
+                    "name": "emgd EMG",
+                    "source_id": "emgd-ads1299-10000000c0ffee01-1a2b3c4d:emg",
+                },
+                "angles": {
+                    "name": "emgd angles",
+                    "source_id": "emgd-ads1299-10000000c0ffee01-1a2b3c4d:angles",
+                },
+                "markers": {
+                    "name": "emgd markers",
+                    "source_id": "emgd-ads1299-10000000c0ffee01-1a2b3c4d:markers",
+                },
+            },
+            "offered_chunks": 372530,
+            "pushed_chunks": 372528,
+            "dropped_chunks": 0,
+            "failed_chunks": 0,
+            "queued_chunks": 2,
+            "dropped_by_stream": {},
+            "clock_offset_s": 0.0,
+            "sample_period_ns": 1000012.5,
+            "sample_clock_resets": 0,
+        },
     }
 
 
@@ -173,10 +205,23 @@ def render_status(snapshot: Mapping[str, Any]) -> str:
         lines.append(f"  {finger:<{LABEL_WIDTH - 2}}{cells}")
     lines.append("")
 
+    if "lsl" in s:  # older daemons have no LSL outlets
+        lines.append(_row("lsl", _lsl_text(_get(s, "lsl"))))
     sock = _get(s, "socket")
     counters = "   ".join(f"{name} {_int(_get(sock, name))}" for name in SOCKET_COUNTERS)
     lines.append(_row("socket", counters))
     return "\n".join(lines)
+
+
+def _lsl_text(lsl: object) -> str:
+    """The LSL outlets' line: off, or the publisher's chunk counters."""
+    if not isinstance(lsl, Mapping):
+        return "off"
+    streams = _get(lsl, "streams")
+    n_streams = len(streams) if isinstance(streams, Mapping) else 0
+    return f"{n_streams} outlets   " + "   ".join(
+        f"{name} {_int(_get(lsl, key))}" for name, key in LSL_COUNTERS
+    )
 
 
 def render_json(snapshot: Mapping[str, Any], *, indent: int | None = 2) -> str:

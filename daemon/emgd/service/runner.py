@@ -54,6 +54,7 @@ from emgd.service.systemd import Notifier
 if TYPE_CHECKING:
     from emgd.calibration.session import CalibrationService
     from emgd.recording.session import RecordingService
+    from emgd.service.lsl_bridge import LslBridge, OutletFactory
     from emgd.service.shm_ring import RingBatch
     from emgd.service.tac_session import TacService
 
@@ -215,8 +216,11 @@ class Daemon:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         env: Mapping[str, str] | None = None,
+        lsl_outlets: OutletFactory | None = None,
     ) -> None:
         self.config = config
+        self._lsl_outlets = lsl_outlets  # None: pylsl's (tests pass fakes)
+        self._lsl: LslBridge | None = None
         self.clock = clock or SystemClock()
         self.notifier = notifier or Notifier(env)
         self._env = os.environ if env is None else env
@@ -283,6 +287,10 @@ class Daemon:
         """
         cfg = self.config
         d = cfg.daemon
+        if cfg.lsl.enabled and self._lsl_outlets is None:
+            from emgd.service.lsl_outlets import import_pylsl
+
+            import_pylsl(cfg)  # a missing extra is a config error before anything starts
         realtime = RealtimeRequest(
             fifo_priority=d.realtime_priority,
             cpu=None if d.acquisition_cpu < 0 else d.acquisition_cpu,
@@ -331,8 +339,12 @@ class Daemon:
             self.clock,
             submit=self.submit,
             model=lambda: self._model,
-            on_cue=None if self._simulated_cue is None else self._cue_target,
+            on_cue=self._cue_hook(
+                "test", None if self._simulated_cue is None else self._cue_target
+            ),
         )
+        if cfg.lsl.enabled:
+            self._open_lsl(info.description)
         self._last_frame_ns = self.clock.monotonic_ns()
         self.started_ns = self.clock.monotonic_ns()
         self.state = "running"
@@ -385,9 +397,41 @@ class Daemon:
             submit=self.submit,
             hold=self.pause,
             release=self.resume,
-            on_cue=self._simulated_cue,  # the simulated wearer follows the cues
+            on_cue=self._cue_hook("record", self._simulated_cue),  # the simulated wearer follows
             busy=busy,
         )
+
+    def _open_lsl(self, board_description: str) -> None:
+        """The LSL outlets (``[lsl] enabled``): EMG, angles, markers (service/lsl_bridge)."""
+        from emgd.service.lsl_bridge import open_bridge
+
+        try:
+            self._lsl = open_bridge(
+                self.config,
+                board_description,
+                self._hop_ns / NS_PER_S,
+                outlet_factory=self._lsl_outlets,
+            )
+        except BaseException:
+            self.shutdown()  # the hand to the safe pose, the acquisition process stopped
+            raise
+        self._lsl.marker(self.clock.monotonic_ns(), f"start emgd {__version__}")
+
+    def _cue_hook(
+        self, source: str, then: Callable[[str, Any], None] | None
+    ) -> Callable[[str, Any], None] | None:
+        """A session's cue callback: an LSL marker (when on), then ``then`` (the simulated
+        wearer's seam, or None)."""
+        if not self.config.lsl.enabled:
+            return then
+
+        def on_cue(pose: str, effort: float | None) -> None:
+            if self._lsl is not None:
+                self._lsl.cue(source, self.clock.monotonic_ns(), pose, effort)
+            if then is not None:
+                then(pose, effort)
+
+        return on_cue
 
     def _build_pipeline(self, contract: Any) -> None:
         from emgd.pipeline import InferencePipeline
@@ -642,6 +686,10 @@ class Daemon:
             self._tac.tick(rec.t_written, self._safety.commanded_deg)
         self._record_latency(rec)
         self._update_status(rec)
+        if self._lsl is not None:
+            self._lsl.on_hop(
+                rec.t_written, self._safety.commanded_deg, self._model_deg, self.state, self._faults
+            )
         # Compute: CPU time of this thread for the whole hop (status and journal included)
         # but the simulated hand; time spent preempted is in the latencies, not here.
         self.latency.add("compute", time.thread_time_ns() - rec.cpu_start_ns - rec.cpu_hand_ns)
@@ -658,6 +706,8 @@ class Daemon:
         if batch.overrun_frames:
             rec.faults.add("overrun")
         if batch.n_frames:
+            if self._lsl is not None:
+                self._lsl.on_frames(batch.index, batch.timestamp_ns, batch.emg_uv)
             self._frames += batch.n_frames
             self._last_frame_ns = rec.t_read
             if self._first_frame_ns is None:
@@ -933,6 +983,7 @@ class Daemon:
                 for c in range(self.config.adc.channels)
             ],
             "socket": None if self._server is None else self._server.counters().as_dict(),
+            "lsl": None if self._lsl is None else self._lsl.status(),
             "angles_deg": {
                 "fingers": list(FINGERS),
                 "commanded": [float(a) for a in self._safety.commanded_deg],
@@ -1106,3 +1157,7 @@ class Daemon:
         if self._servo is not None:
             self._servo.close()
             self._servo = None
+        if self._lsl is not None:
+            self._lsl.marker(self.clock.monotonic_ns(), "stop")
+            self._lsl.close()
+            self._lsl = None
