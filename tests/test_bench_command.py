@@ -68,9 +68,8 @@ def test_a_short_bench_writes_the_documented_json(tmp_path: Path) -> None:
     run = result["run"]
     assert run["exit_code"] == 0 and run["state"] in ("running", "fault")
     assert 0 < run["ready_s"] < 60 and run["measured_s"] >= 2.0
-    # Counts, not rates: on a loaded two-core machine a 2 s run can see few frames, but
-    # never more than the chip makes.
-    assert 0 < run["samples"]["frames"] <= 1000 * run["measured_s"] * 1.02
+    # On a loaded two-core machine a 2 s run can see few frames, but never a faster chip.
+    assert run["samples"]["frames"] > 0
     assert 0 < run["samples"]["achieved_rate_hz"] <= 1000.0 * 1.02
     e2e = run["latency_ms"]["end_to_end"]
     assert 0 < e2e["p50"] <= e2e["p99"] <= e2e["max"]
